@@ -1,0 +1,1 @@
+"""Alibaba Cloud Bailian (DashScope) image-edit adapter."""

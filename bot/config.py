@@ -1,0 +1,167 @@
+"""One typed settings object, read from the environment and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.errors import ConfigError
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Settings:
+    telegram_bot_token: str
+    dashscope_api_key: str
+    telegram_api_url: str = "https://api.telegram.org"
+    dashscope_base_url: str = "https://dashscope.aliyuncs.com"
+    database_url: str = "sqlite:///data/bot.sqlite3"
+    admin_user_ids: frozenset[int] = frozenset()
+    monthly_quota: int = 30
+    quota_timezone: str = "Asia/Shanghai"
+    dashscope_qps: float = 10.0
+    dashscope_max_tasks: int = 2
+    dashscope_poll_interval: float = 2.0
+    log_level: str = "INFO"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.quota_timezone)
+
+    @property
+    def telegram_base_url(self) -> str:
+        """PTB's ``base_url``: it appends the token itself."""
+        return f"{self.telegram_api_url}/bot"
+
+    @property
+    def telegram_base_file_url(self) -> str:
+        return f"{self.telegram_api_url}/file/bot"
+
+    @property
+    def dashscope_api_root(self) -> str:
+        return f"{self.dashscope_base_url}/api/v1"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.telegram_bot_token, self.dashscope_api_key)
+
+    def __repr__(self) -> str:  # never print the secrets, even in a traceback
+        return (
+            f"Settings(telegram_api_url={self.telegram_api_url!r}, "
+            f"dashscope_base_url={self.dashscope_base_url!r}, database_url={self.database_url!r})"
+        )
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse ``KEY=value`` lines; ``#`` comments, blank lines, ``export`` and quotes allowed."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{number}", "expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str], T]) -> T:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return convert(raw)
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        raise ConfigError(name, f"invalid value {raw!r}: {exc}") from exc
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(name, "is required (set it in the environment or in .env)")
+    return value
+
+
+def _url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return raw.rstrip("/")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _admin_ids(raw: str) -> frozenset[int]:
+    ids = [part.strip() for part in raw.split(",") if part.strip()]
+    return frozenset(int(part) for part in ids)
+
+
+def _timezone(raw: str) -> str:
+    ZoneInfo(raw)
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Build the settings; environment variables win over the ``.env`` file."""
+    env: dict[str, str] = read_dotenv(dotenv) if dotenv is not None else {}
+    env.update(os.environ if environ is None else environ)
+    defaults = Settings(telegram_bot_token="", dashscope_api_key="")
+    return Settings(
+        telegram_bot_token=_required(env, "TELEGRAM_BOT_TOKEN"),
+        dashscope_api_key=_required(env, "DASHSCOPE_API_KEY"),
+        telegram_api_url=_parse(env, "TELEGRAM_API_URL", defaults.telegram_api_url, _url),
+        dashscope_base_url=_parse(env, "DASHSCOPE_BASE_URL", defaults.dashscope_base_url, _url),
+        database_url=_parse(env, "DATABASE_URL", defaults.database_url, str),
+        admin_user_ids=_parse(env, "ADMIN_USER_IDS", defaults.admin_user_ids, _admin_ids),
+        monthly_quota=_parse(env, "MONTHLY_QUOTA", defaults.monthly_quota, _non_negative_int),
+        quota_timezone=_parse(env, "QUOTA_TIMEZONE", defaults.quota_timezone, _timezone),
+        dashscope_qps=_parse(env, "DASHSCOPE_QPS", defaults.dashscope_qps, _positive_float),
+        dashscope_max_tasks=_parse(
+            env, "DASHSCOPE_MAX_TASKS", defaults.dashscope_max_tasks, _positive_int
+        ),
+        dashscope_poll_interval=_parse(
+            env, "DASHSCOPE_POLL_INTERVAL", defaults.dashscope_poll_interval, _positive_float
+        ),
+        log_level=_parse(env, "LOG_LEVEL", defaults.log_level, _log_level),
+    )

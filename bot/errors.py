@@ -1,0 +1,174 @@
+"""The one exception hierarchy of the project.
+
+Every error we raise on purpose derives from :class:`BotError`, so the central error handler can
+tell our own, explained failures (which become a message for the user) from bugs (which are
+logged with a traceback). Foreign exceptions are wrapped once, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Root of every error the bot raises on purpose."""
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+class ConfigError(BotError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        self.variable = variable
+        self.reason = reason
+        super().__init__(f"{variable}: {reason}")
+
+
+# --- requests we refuse before calling anyone ------------------------------------------------
+
+
+class RequestValidationError(BotError):
+    """An edit request breaks the API reference's limits; says which field and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class CommandParseError(BotError):
+    """A user's command text could not be turned into a request.
+
+    ``key`` names the message in the text catalogue, ``params`` fill it, ``example`` is a command
+    that works, shown to the user beside the problem.
+    """
+
+    def __init__(self, key: str, example: str = "", **params: object) -> None:
+        self.key = key
+        self.example = example
+        self.params = params
+        super().__init__(f"{key} {params}")
+
+
+class ImageError(BotError):
+    """An image (photo, document or mask) cannot be used; ``key`` names the catalogue message."""
+
+    def __init__(self, key: str, detail: str = "", **params: object) -> None:
+        self.key = key
+        self.detail = detail
+        self.params = params
+        super().__init__(f"{key}: {detail}" if detail else key)
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+
+class StoreError(BotError):
+    """The store cannot do what was asked."""
+
+
+class UnsupportedDatabaseError(StoreError):
+    """DATABASE_URL names a scheme we have no backend for, or a schema newer than this code."""
+
+
+class QuotaExceededError(StoreError):
+    """A reservation would exceed the user's monthly limit."""
+
+    def __init__(self, remaining: int, requested: int) -> None:
+        self.remaining = remaining
+        self.requested = requested
+        super().__init__(f"requested {requested}, {remaining} remaining")
+
+
+class IllegalTransitionError(StoreError):
+    """A job was asked to move to a state its current state does not lead to."""
+
+    def __init__(self, job_id: int, current: str, target: str) -> None:
+        self.job_id = job_id
+        self.current = current
+        self.target = target
+        super().__init__(f"job {job_id}: {current} -> {target} is not allowed")
+
+
+class UnknownUserError(StoreError):
+    """An admin command named a user the bot has never seen."""
+
+
+class JobNotFoundError(StoreError):
+    """No job has this id."""
+
+
+# --- DashScope ---------------------------------------------------------------------------------
+
+
+class DashScopeError(BotError):
+    """Anything that went wrong talking to DashScope.
+
+    ``code`` is the service's error code (or our own for transport failures), ``status`` the HTTP
+    status when there was one.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str = "",
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+        text = f"{code}: {message}" if message else code
+        if status is not None:
+            text = f"HTTP {status} {text}"
+        super().__init__(text)
+
+
+class InvalidRequestError(DashScopeError):
+    """The service rejected the request's parameters (InvalidParameter, InvalidURL, ...)."""
+
+
+class ContentRefusedError(DashScopeError):
+    """The input or output failed content inspection (DataInspectionFailed, IPInfringement...)."""
+
+
+class AccountError(DashScopeError):
+    """A problem with the account that only an admin can fix (key, arrears, allocation quota)."""
+
+
+class RetryableError(DashScopeError):
+    """Throttling, 5xx, timeouts, connection errors: may succeed if tried again later."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str = "",
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(code, message, status=status, request_id=request_id)
+        self.retry_after = retry_after
+
+
+class ServiceBusyError(RetryableError):
+    """A retryable error that outlasted the retry budget."""
+
+
+class SubmitOutcomeUnknownError(DashScopeError):
+    """A submit may have reached the service but its answer was lost; never repeated blindly."""
+
+
+class TaskFailedError(DashScopeError):
+    """The task ran and ended FAILED (or CANCELED), or produced no usable image."""
+
+
+class TaskUnknownError(DashScopeError):
+    """The service no longer knows the task (UNKNOWN: never existed, or expired after 24 h)."""
+
+
+class ResultExpiredError(DashScopeError):
+    """A result URL could not be downloaded any more (403/404 on the signed URL)."""

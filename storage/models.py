@@ -1,0 +1,247 @@
+"""Typed records the store hands out, and the Protocol every backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    SUCCEEDED = "succeeded"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.DELIVERED, JobState.FAILED, JobState.CANCELED)
+
+
+# Which state may follow which; anything else raises IllegalTransitionError.
+ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.SUBMITTED, JobState.SUCCEEDED, JobState.FAILED,
+                                JobState.CANCELED}),
+    JobState.SUBMITTED: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED}),
+    JobState.SUCCEEDED: frozenset({JobState.DELIVERED, JobState.FAILED}),
+    JobState.DELIVERED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELED: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: int
+    username: str | None
+    display_name: str
+    language: str | None  # "zh" / "en" chosen with /lang; None = follow Telegram's language_code
+    telegram_language: str | None  # language_code as last seen
+    banned: bool
+    monthly_limit: int | None  # personal limit; None = the default MONTHLY_QUOTA
+    created_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    user_id: int
+    month: str  # "YYYY-MM" in QUOTA_TIMEZONE
+    limit: int  # personal limit or the default
+    granted: int  # extra images granted by admins for this month
+    used: int
+    reserved: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit + self.granted - self.used - self.reserved)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What the pipeline knows about a request when it creates the job."""
+
+    user_id: int
+    chat_id: int
+    request_message_id: int
+    command: str  # e.g. "edit", "erase"
+    model: str  # bot.bailian.models.Model value
+    function: str | None  # bot.bailian.models.Function value; None for qwen
+    spec_json: str  # the parsed request, encoded by the pipeline; opaque to the store
+    input_file_id: str
+    images_requested: int
+    mask_file_id: str | None = None
+    unlimited: bool = False  # admins: reserve nothing against a limit, but still record usage
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    user_id: int
+    chat_id: int
+    request_message_id: int
+    status_message_id: int | None
+    command: str
+    model: str
+    function: str | None
+    spec_json: str
+    input_file_id: str
+    mask_file_id: str | None
+    task_id: str | None
+    state: JobState
+    quota_month: str  # the month the reservation was made in; settle/refund use it
+    images_requested: int
+    images_delivered: int
+    reservation_open: bool  # True until settle or refund closed it (idempotency guard)
+    result_urls: tuple[str, ...]
+    error_code: str | None
+    error_message: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    admin_id: int
+    target_user_id: int
+    action: str  # "set_limit", "grant", "ban", "unban"
+    value: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    model: str
+    function: str | None
+    images: int
+    cost_yuan: float
+
+
+@dataclass(frozen=True)
+class TopUser:
+    user_id: int
+    username: str | None
+    display_name: str
+    images: int
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    month: str
+    lines: tuple[UsageLine, ...]
+    total_images: int
+    total_cost_yuan: float
+    # model -> (images used this month, the account's free allowance for that model)
+    free_allowance: dict[str, tuple[int, int]] = field(default_factory=dict)
+    top_users: tuple[TopUser, ...] = ()
+
+
+class Store(Protocol):
+    """What handlers and the job pipeline need from the bot's memory (any backend)."""
+
+    async def close(self) -> None: ...
+
+    def current_month(self, now: datetime | None = None) -> str:
+        """``YYYY-MM`` of ``now`` (default: the current time) in QUOTA_TIMEZONE."""
+        ...
+
+    # users
+    async def touch_user(
+        self, user_id: int, username: str | None, display_name: str,
+        telegram_language: str | None,
+    ) -> User:
+        """Create or refresh a user as last seen; returns the stored record."""
+        ...
+
+    async def get_user(self, user_id: int) -> User | None: ...
+
+    async def find_user_by_username(self, username: str) -> User | None:
+        """Look up by ``@username`` or ``username`` (case-insensitive)."""
+        ...
+
+    async def set_language(self, user_id: int, language: str | None) -> None: ...
+
+    # quotas and admin
+    async def quota_status(self, user_id: int, month: str | None = None) -> QuotaStatus: ...
+
+    async def set_monthly_limit(self, admin_id: int, user_id: int, limit: int | None) -> None: ...
+
+    async def grant_extra(self, admin_id: int, user_id: int, images: int) -> QuotaStatus:
+        """Grant extra images for the current month (may be negative to take back)."""
+        ...
+
+    async def set_banned(self, admin_id: int, user_id: int, banned: bool) -> None: ...
+
+    async def audit_log(self, limit: int = 50) -> list[AuditEntry]: ...
+
+    async def usage_report(self, month: str | None = None, top: int = 10) -> UsageReport: ...
+
+    # jobs
+    async def create_job(self, job: NewJob) -> Job:
+        """Reserve ``images_requested`` in the current month and insert the job, atomically.
+
+        Raises QuotaExceededError (with the images remaining) and inserts nothing when the
+        reservation does not fit: used + reserved + n <= limit + granted.
+        """
+        ...
+
+    async def get_job(self, job_id: int) -> Job: ...
+
+    async def set_status_message(self, job_id: int, message_id: int) -> None: ...
+
+    async def mark_submitted(self, job_id: int, task_id: str) -> Job: ...
+
+    async def mark_succeeded(self, job_id: int, result_urls: tuple[str, ...]) -> Job: ...
+
+    async def mark_delivered(self, job_id: int, images_delivered: int) -> Job:
+        """Settle the reservation for the images delivered and finish the job, in one step."""
+        ...
+
+    async def mark_failed(self, job_id: int, code: str, message: str) -> Job:
+        """Refund the reservation and finish the job, in one step."""
+        ...
+
+    async def mark_canceled(self, job_id: int) -> Job:
+        """Refund the reservation and finish the job, in one step."""
+        ...
+
+    async def note_attempt(self, job_id: int) -> Job:
+        """Count one more attempt at the job (a restart picking it up again)."""
+        ...
+
+    async def settle(self, job_id: int, delivered: int) -> bool:
+        """Turn the reservation into usage for ``delivered``; release the rest.
+
+        Idempotent: returns False and changes nothing if the reservation is already closed.
+        """
+        ...
+
+    async def refund(self, job_id: int) -> bool:
+        """Release the whole reservation; idempotent like :meth:`settle`."""
+        ...
+
+    async def resumable_jobs(self) -> list[Job]:
+        """Every job not in a final state, oldest first."""
+        ...
+
+    async def queued_jobs_fair(self) -> list[Job]:
+        """Queued jobs in fair order: round robin across users, oldest first within a user."""
+        ...
+
+    async def queue_position(self, job_id: int) -> int | None:
+        """1-based position in :meth:`queued_jobs_fair`, or None if the job is not queued."""
+        ...
+
+    async def active_jobs(self) -> list[Job]:
+        """Jobs submitted or succeeded but not yet final (for /queue)."""
+        ...
+
+    # admin settings (small key/value facts the bot keeps, e.g. when an alert was last sent)
+    async def get_setting(self, key: str) -> str | None: ...
+
+    async def set_setting(self, key: str, value: str) -> None: ...

@@ -1,0 +1,101 @@
+"""Settings: defaults, overrides, and clear errors that name the bad variable."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings, read_dotenv
+from bot.errors import ConfigError
+from bot.logging_setup import SecretMaskingFilter
+
+REQUIRED = {"TELEGRAM_BOT_TOKEN": "123:abc", "DASHSCOPE_API_KEY": "sk-x"}
+
+
+def test_defaults_apply_when_only_secrets_are_set() -> None:
+    settings = load_settings(REQUIRED, dotenv=None)
+    assert settings.telegram_api_url == "https://api.telegram.org"
+    assert settings.telegram_base_url == "https://api.telegram.org/bot"
+    assert settings.telegram_base_file_url == "https://api.telegram.org/file/bot"
+    assert settings.dashscope_api_root == "https://dashscope.aliyuncs.com/api/v1"
+    assert settings.monthly_quota == 30
+    assert settings.dashscope_max_tasks == 2
+    assert settings.dashscope_qps == 10
+    assert settings.dashscope_poll_interval == 2.0
+    assert settings.quota_timezone == "Asia/Shanghai"
+    assert settings.admin_user_ids == frozenset()
+
+
+def test_overrides_are_parsed() -> None:
+    env = REQUIRED | {
+        "ADMIN_USER_IDS": " 1, 22 ,333 ",
+        "DASHSCOPE_BASE_URL": "http://127.0.0.1:8089/",
+        "DASHSCOPE_POLL_INTERVAL": "0.25",
+        "LOG_LEVEL": "debug",
+    }
+    settings = load_settings(env, dotenv=None)
+    assert settings.admin_user_ids == frozenset({1, 22, 333})
+    assert settings.dashscope_api_root == "http://127.0.0.1:8089/api/v1"
+    assert settings.dashscope_poll_interval == 0.25
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TELEGRAM_BOT_TOKEN", ""),
+        ("DASHSCOPE_API_KEY", " "),
+        ("MONTHLY_QUOTA", "-1"),
+        ("MONTHLY_QUOTA", "many"),
+        ("DASHSCOPE_MAX_TASKS", "0"),
+        ("DASHSCOPE_QPS", "nan"),
+        ("DASHSCOPE_POLL_INTERVAL", "0"),
+        ("QUOTA_TIMEZONE", "Mars/Olympus"),
+        ("ADMIN_USER_IDS", "1,two"),
+        ("TELEGRAM_API_URL", "ftp://x"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_bad_value_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(REQUIRED | {variable: value}, dotenv=None)
+    assert caught.value.variable == variable
+    assert variable in str(caught.value)
+
+
+def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "# comment\nexport TELEGRAM_BOT_TOKEN='9:file'\nDASHSCOPE_API_KEY=\"sk-file\"\n"
+        "MONTHLY_QUOTA=7\n",
+        encoding="utf-8",
+    )
+    assert read_dotenv(dotenv)["TELEGRAM_BOT_TOKEN"] == "9:file"
+    settings = load_settings({"MONTHLY_QUOTA": "9"}, dotenv=dotenv)
+    assert settings.telegram_bot_token == "9:file"
+    assert settings.dashscope_api_key == "sk-file"
+    assert settings.monthly_quota == 9
+
+
+def test_repr_hides_secrets() -> None:
+    settings = load_settings(REQUIRED, dotenv=None)
+    assert "123:abc" not in repr(settings)
+    assert "sk-x" not in repr(settings)
+
+
+def test_masking_filter_hides_secrets_in_message_args_and_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("test.mask")
+    caplog.handler.addFilter(SecretMaskingFilter(["123:abc", "sk-x"]))
+    try:
+        raise RuntimeError("GET https://api.telegram.org/bot123:abc/getMe failed")
+    except RuntimeError:
+        logger.exception("calling %s with key %s", "https://x/bot123:abc/getMe", "sk-x")
+    text = caplog.text
+    assert "123:abc" not in text
+    assert "sk-x" not in text
+    assert "***" in text
+    assert "getMe" in text
