@@ -31,8 +31,425 @@ class Text:
 
 CATALOGUE: dict[str, Text] = {
     # --- command parsing (bot/commands.py) ---------------------------------------------------
+    "cmd_error_prompt_required": Text(
+        zh="/{command} 需要一段描述，写在命令后面。",
+        en="/{command} needs a description after the command.",
+    ),
+    "cmd_error_prompt_too_long": Text(
+        zh="描述太长：{length} 个字符，最多 {limit} 个。",
+        en="The description is too long: {length} characters, at most {limit}.",
+    ),
+    "cmd_error_negative_too_long": Text(
+        zh="反向提示词太长：{length} 个字符，最多 {limit} 个。",
+        en="The negative prompt is too long: {length} characters, at most {limit}.",
+    ),
+    "cmd_error_unknown_option": Text(
+        zh="这个命令没有选项 {option}。可用的选项：{allowed}",
+        en="This command has no option {option}. Options it takes: {allowed}",
+    ),
+    "cmd_error_option_without_name": Text(
+        zh="“{value}” 缺少选项名，应写成 名称=值，例如 n=2。",
+        en="“{value}” has no option name; write name=value, e.g. n=2.",
+    ),
+    "cmd_error_unclosed_quote": Text(
+        zh="选项 {option} 的引号没有闭合。",
+        en="The quote after {option}= is never closed.",
+    ),
+    "cmd_error_bad_integer": Text(
+        zh="{option} 必须是整数（{expected}），收到的是 {value}",
+        en="{option} must be a whole number ({expected}), got {value}",
+    ),
+    "cmd_error_bad_number": Text(
+        zh="{option} 必须是数字（{expected}），收到的是 {value}",
+        en="{option} must be a number ({expected}), got {value}",
+    ),
+    "cmd_error_bad_bool": Text(
+        zh="{option} 只能是 是/否（{expected}），收到的是 {value}",
+        en="{option} must be yes or no ({expected}), got {value}",
+    ),
+    "cmd_error_bad_ratio": Text(
+        zh="{option} 应写成 宽:高 的两个正整数，例如 16:9，收到的是 {value}",
+        en="{option} must be width:height as two positive whole numbers, e.g. 16:9, got {value}",
+    ),
+    "cmd_error_out_of_range_integer": Text(
+        zh="{option} 必须是 {low} 到 {high} 之间的整数，收到的是 {value}",
+        en="{option} must be a whole number from {low} to {high}, got {value}",
+    ),
+    "cmd_error_out_of_range_number": Text(
+        zh="{option} 必须在 {low} 到 {high} 之间，收到的是 {value}",
+        en="{option} must be from {low} to {high}, got {value}",
+    ),
+    "cmd_error_negative_not_supported": Text(
+        zh="/{command} 不支持反向提示词（{option}），只有 /edit 支持。",
+        en="/{command} takes no negative prompt ({option}); only /edit does.",
+    ),
+    "cmd_error_duplicate_option": Text(
+        zh="选项 {option} 给了不止一次。",
+        en="The option {option} is given more than once.",
+    ),
+    "cmd_error_expand_conflict": Text(
+        zh="{first} 和 {second} 不能同时使用：扩图请只用一个数字、上下左右、或 ratio= 其中一种。",
+        en="{first} and {second} cannot be combined: use one number, or sides, or ratio=.",
+    ),
+    "cmd_error_expand_nothing": Text(
+        zh="没有可扩展的方向：至少一边要大于 1.0，或给出 ratio=。",
+        en="Nothing to expand: make at least one side larger than 1.0, or give ratio=.",
+    ),
+    "cmd_error_style_required": Text(
+        zh="请先选择一种局部风格。",
+        en="Choose a local style first.",
+    ),
+    "cmd_localstyle_choose": Text(
+        zh="选择一种风格：",
+        en="Choose a style:",
+    ),
+    "cmd_usage_edit": Text(
+        zh="<code>/edit 描述</code>：通义千问按描述修改图片。反向提示词：<code>neg=模糊</code>，"
+        "含空格时加引号 <code>neg=\"模糊, 变暗\"</code>（也可用 “ ” 或 「」），"
+        "或写在单独的 <code>--</code> 之后：<code>/edit 把天空换成晚霞 -- 模糊, 变暗</code>",
+        en="<code>/edit description</code>: Qwen edits the photo as described. Negative prompt: "
+        "<code>neg=blurry</code>, quoted when it has spaces <code>neg=\"blurry, dark\"</code> "
+        "(“ ” or 「」 work too), or everything after a standalone <code>--</code>: "
+        "<code>/edit make the sky a sunset -- blurry, dark</code>",
+    ),
+    "cmd_usage_style": Text(
+        zh="<code>/style 描述</code>：整图风格化，如 <code>/style 转换成法国绘本风格</code>。"
+        "选项 strength=0~1（越大改动越多），n=1~4，seed=",
+        en="<code>/style description</code>: restyle the whole photo, e.g. "
+        "<code>/style 转换成法国绘本风格</code>. Options strength=0-1 (higher changes more), "
+        "n=1-4, seed=",
+    ),
+    "cmd_usage_localstyle": Text(
+        zh="<code>/localstyle 风格 对象</code>：把对象变成一种风格："
+        "冰雕、云朵、花灯、木板、青花瓷、毛茸茸、毛线、气球。"
+        "如 <code>/localstyle 冰雕 房子</code>；不写风格会给出按钮。选项 n=、seed=",
+        en="<code>/localstyle style subject</code>: turn the subject into a style: ice, cloud, "
+        "lantern, wooden, porcelain, fluffy, weaving, balloon. E.g. "
+        "<code>/localstyle ice the house</code>; without a style you get buttons. "
+        "Options n=, seed=",
+    ),
+    "cmd_usage_instruct": Text(
+        zh="<code>/instruct 指令</code>：按指令添加或修改内容，"
+        "如 <code>/instruct 给小狗戴上帽子</code>。选项 strength=0~1，n=1~4，seed=",
+        en="<code>/instruct instruction</code>: add or change things, e.g. "
+        "<code>/instruct put a hat on the dog</code>. Options strength=0-1, n=1-4, seed=",
+    ),
+    "cmd_usage_erase": Text(
+        zh="<code>/erase [描述]</code>：重绘蒙版（白色区域）部分；留空即删除该处的小物件，"
+        "删除大物件时请描述擦除后的画面。选项 n=、seed=",
+        en="<code>/erase [description]</code>: repaint the masked (white) area; leave it empty to "
+        "remove a small thing there, or describe what should be there instead. Options n=, seed=",
+    ),
+    "cmd_usage_dewatermark": Text(
+        zh="<code>/dewatermark [描述]</code>：去除文字和水印，"
+        "如 <code>/dewatermark 去除英文文字</code>。选项 n=、seed=",
+        en="<code>/dewatermark [description]</code>: remove text and watermarks, e.g. "
+        "<code>/dewatermark remove the English text</code>. Options n=, seed=",
+    ),
+    "cmd_usage_expand": Text(
+        zh="<code>/expand 1.5 [画面描述]</code>：四边各扩展 1.0~2.0 倍；"
+        "或分别给出 top= bottom= left= right=（未写的为 1.0）；"
+        "或 ratio=16:9 扩成该比例。选项 n=、seed=",
+        en="<code>/expand 1.5 [scene]</code>: extend every side by 1.0-2.0; or give top= bottom= "
+        "left= right= (unset = 1.0); or ratio=16:9 to reach that shape. Options n=, seed=",
+    ),
+    "cmd_usage_upscale": Text(
+        zh="<code>/upscale [1-4]</code>：高清放大，默认 2 倍，1 倍只提升清晰度。选项 n=、seed=",
+        en="<code>/upscale [1-4]</code>: upscale, 2x by default; 1 only sharpens. "
+        "Options n=, seed=",
+    ),
+    "cmd_usage_colorize": Text(
+        zh="<code>/colorize [颜色描述]</code>：黑白照片上色，不写描述则自动选色。选项 n=、seed=",
+        en="<code>/colorize [colours]</code>: colour a black-and-white photo; without a "
+        "description the colours are chosen for you. Options n=, seed=",
+    ),
+    "cmd_usage_sketch": Text(
+        zh="<code>/sketch 描述</code>：从线稿生成图片；"
+        "原图本身就是线稿时加 sketch=是。选项 n=、seed=",
+        en="<code>/sketch description</code>: draw a picture from line art; "
+        "add sketch=yes when the photo already is a sketch. Options n=, seed=",
+    ),
+    "cmd_usage_cartoon": Text(
+        zh="<code>/cartoon 描述</code>：让卡通形象出现在新场景中，如 "
+        "<code>/cartoon 卡通形象小心翼翼地探出头</code>。选项 n=、seed=",
+        en="<code>/cartoon description</code>: put the cartoon character into a new scene, e.g. "
+        "<code>/cartoon the character peeks out carefully</code>. Options n=, seed=",
+    ),
     # --- images (bot/images.py) ----------------------------------------------------------------
+    "image_not_image": Text(
+        zh="这个文件不是我能读取的图片。请发送 JPEG、PNG、WEBP、BMP、TIFF 或 GIF 图片。",
+        en="This file is not a picture I can read. Please send a JPEG, PNG, WEBP, BMP, TIFF "
+        "or GIF image.",
+    ),
+    "image_corrupt": Text(
+        zh="这张图片已损坏或不完整，无法读取。请重新发送原图。",
+        en="This picture is damaged or incomplete and cannot be read. Please send the original "
+        "again.",
+    ),
+    "image_too_many_pixels": Text(
+        zh="这张图片像素太多（上限 {max_megapixels} 百万像素）。请缩小后再发送。",
+        en="This picture has too many pixels (limit {max_megapixels} megapixels). Please send "
+        "a smaller version.",
+    ),
+    "image_too_small": Text(
+        zh="图片太小（{width}×{height}）：短边至少需要 {min_side} 像素。请发送更大的图片。",
+        en="The picture is too small ({width}×{height}): the short side needs at least "
+        "{min_side} pixels. Please send a larger picture.",
+    ),
+    "image_aspect_extreme": Text(
+        zh="图片太细长（长宽比 {ratio}:1，最多 {max_ratio}:1）。请先裁剪再发送。",
+        en="The picture is too long and thin (aspect ratio {ratio}:1, at most {max_ratio}:1). "
+        "Please crop it first.",
+    ),
+    "image_too_large": Text(
+        zh="无法把这张图片压缩到 {max_mb} MB 以内。请发送更小的图片。",
+        en="I could not bring this picture under {max_mb} MB. Please send a smaller one.",
+    ),
+    "mask_empty": Text(
+        zh="蒙版全是黑色，没有要编辑的区域。请用白色（或不透明的笔画）涂出要修改的部分。",
+        en="The mask is all black, so there is nothing to edit. Paint the area to change in "
+        "white (or with opaque strokes on a transparent sheet).",
+    ),
+    "mask_aspect_mismatch": Text(
+        zh="蒙版（{mask_width}×{mask_height}）与图片（{width}×{height}）的长宽比不一致。"
+        "请在同一张图片上绘制蒙版，不要裁剪或旋转。",
+        en="The mask ({mask_width}×{mask_height}) does not have the shape of the picture "
+        "({width}×{height}). Draw the mask on the same picture, without cropping or rotating.",
+    ),
+    "expand_ratio_unreachable": Text(
+        zh="无法把这张图片扩展到 {ratio}：宽或高最多扩展到原来的 3 倍，可达到的宽高比在 "
+        "{min_ratio} 到 {max_ratio} 之间。",
+        en="Cannot expand this picture to {ratio}: its width or height can grow to at most 3 "
+        "times, so the reachable width/height ratio is between {min_ratio} and {max_ratio}.",
+    ),
     # --- bot, pipeline and handlers --------------------------------------------------------------
+    # status of a job
+    "status_queued": Text(
+        "🕐 已排队，前面还有 {position} 个请求。完成后我会把图片回复给你。",
+        "🕐 Queued, position {position}. I'll reply with the image when it's ready.",
+    ),
+    "status_working": Text("🎨 正在处理…", "🎨 Working on it…"),
+    "status_sending": Text("📤 正在发送…", "📤 Sending…"),
+    # failures of a job (after acceptance); "not_charged" follows each
+    "not_charged": Text("本次未扣除额度。", "Nothing was charged."),
+    "fail_content": Text(
+        "图片或描述未通过内容安全审核，请换一张图片或换个说法。",
+        "The image or the prompt was refused by the content check. Try another image or wording.",
+    ),
+    "fail_invalid": Text("服务拒绝了这个请求：{detail}", "The service rejected the request: {detail}"),
+    "fail_account": Text(
+        "图像服务暂时不可用，管理员已收到通知。请稍后再试。",
+        "The image service is unavailable right now; the admins have been told. Please try later.",
+    ),
+    "fail_busy": Text(
+        "图像服务繁忙，多次重试后仍未成功。请稍后再试。",
+        "The image service is busy and did not answer after several tries. Please try again later.",
+    ),
+    "fail_unconfirmed": Text(
+        "提交时连接中断，无法确认任务是否创建。请重新发送请求。",
+        "The connection broke while submitting, so the task could not be confirmed. "
+        "Please send the request again.",
+    ),
+    "fail_expired": Text(
+        "结果已过期，无法再下载。请重新发送请求。",
+        "The result expired before it could be fetched. Please send the request again.",
+    ),
+    "fail_task": Text("图像处理失败：{detail}", "The edit failed: {detail}"),
+    "fail_delivery": Text("无法把结果发送给你。", "The result could not be sent to you."),
+    "fail_generic": Text("出了点问题，请稍后再试。", "Something went wrong. Please try again later."),
+    "banned": Text("你已被管理员禁止使用本机器人。", "An admin has blocked you from using this bot."),
+    "quota_exceeded": Text(
+        "本月额度不足：需要 {requested} 张，剩余 {remaining} 张（每月 {limit} 张）。用 /quota 查看详情。",
+        "Not enough quota this month: {requested} needed, {remaining} left (of {limit}). "
+        "See /quota.",
+    ),
+    "admin_alert": Text(
+        "⚠️ 百炼账户问题：<b>{code}</b> {message}\n用户请求会失败，直到问题解决。",
+        "⚠️ Bailian account problem: <b>{code}</b> {message}\nUser requests fail until it is fixed.",
+    ),
+    # result captions and buttons
+    "caption_seed": Text("种子 {seed}", "seed {seed}"),
+    "caption_partial": Text(
+        "{requested} 张中成功 {delivered} 张，仅按成功的计费",
+        "{delivered} of {requested} images came out; only those were charged",
+    ),
+    "caption_remaining": Text("本月剩余 {remaining} 张", "{remaining} left this month"),
+    "caption_unlimited": Text("管理员不限额", "admin: unlimited"),
+    "btn_again": Text("🔁 换个种子再来", "🔁 Again, new seed"),
+    "btn_upscale": Text("🔍 放大这张", "🔍 Upscale this"),
+    "btn_upscale_n": Text("🔍 放大第 {index} 张", "🔍 Upscale #{index}"),
+    # command names (captions, keyboards)
+    "cmd_edit": Text("图像编辑", "Edit"),
+    "cmd_style": Text("全局风格化", "Style transfer"),
+    "cmd_localstyle": Text("局部风格化", "Local style"),
+    "cmd_instruct": Text("指令编辑", "Instruction edit"),
+    "cmd_erase": Text("局部重绘", "Masked repaint"),
+    "cmd_dewatermark": Text("去水印", "Watermark removal"),
+    "cmd_expand": Text("扩图", "Expand"),
+    "cmd_upscale": Text("超分辨率放大", "Upscale"),
+    "cmd_colorize": Text("黑白上色", "Colorize"),
+    "cmd_sketch": Text("线稿生图", "Sketch to image"),
+    "cmd_cartoon": Text("参考卡通生图", "Cartoon scene"),
+    # requests and conversations
+    "parse_problem": Text("{problem}\n例如：<code>{example}</code>", "{problem}\nFor example: <code>{example}</code>"),
+    "unknown_command": Text(
+        "我不认识命令 {command}。发送 /help 查看全部命令。",
+        "I don't know the command {command}. Send /help to see them all.",
+    ),
+    "need_image": Text(
+        "请把 /{command} 写在图片的说明文字里发送，或者回复一张图片发送这条命令。",
+        "Send /{command} as the caption of a photo, or reply to a photo with it.",
+    ),
+    "private_hint": Text(
+        "发给我一张图片，在说明里写上要做什么（例如“把天空变成晚霞”），或者用 /help 查看命令。",
+        "Send me a photo with a caption saying what to do (e.g. \"make the sky a sunset\"), "
+        "or see /help for the commands.",
+    ),
+    "file_too_big": Text(
+        "文件太大：Telegram 只允许机器人下载 {limit_mb} MB 以内的文件。",
+        "The file is too big: Telegram lets bots download files up to {limit_mb} MB.",
+    ),
+    "file_unavailable": Text(
+        "无法从 Telegram 下载这个文件，请重新发送图片。",
+        "The file could not be downloaded from Telegram. Please send the image again.",
+    ),
+    "erase_ask_mask": Text(
+        "现在请发送蒙版图片（10 分钟内）：<b>白色</b> = 要修改的区域，<b>黑色</b> = 保持不变。"
+        "和原图尺寸不同也没关系。可以在说明里写上提示词。发送 /cancel 取消。",
+        "Now send the mask image (within 10 minutes): <b>white</b> = the area to change, "
+        "<b>black</b> = keep. Any size is fine. You may put a prompt in its caption. "
+        "Send /cancel to stop.",
+    ),
+    "erase_ask_mask_group": Text(
+        "现在请<b>回复这条消息</b>发送蒙版图片（10 分钟内）：<b>白色</b> = 要修改的区域，"
+        "<b>黑色</b> = 保持不变。只有发起请求的人发送的图片才会被当作蒙版。发送 /cancel 取消。",
+        "Now <b>reply to this message</b> with the mask image (within 10 minutes): "
+        "<b>white</b> = the area to change, <b>black</b> = keep. Only the requester's image "
+        "counts as the mask. Send /cancel to stop.",
+    ),
+    "mask_retry": Text("请再发送一张蒙版，或发送 /cancel 取消。", "Send another mask, or /cancel."),
+    "pick_style": Text("选择一种局部风格：", "Pick a local style:"),
+    "pick_action": Text(
+        "要对这张图片做什么？\n需要描述的编辑请在图片说明里写命令，例如 <code>/style 转换成法国绘本风格</code>。",
+        "What shall I do with this photo?\nFor edits that need a description, put a command "
+        "in the caption, e.g. <code>/style turn it into a French picture book</code>.",
+    ),
+    "picked": Text("已选择：{choice}", "Chosen: {choice}"),
+    "button_expired": Text("这个按钮已失效。", "This button has expired."),
+    "not_your_button": Text("这个按钮属于别人的请求。", "This button belongs to someone else's request."),
+    "button_started": Text("好的，开始处理。", "On it."),
+    "cancelled": Text("已取消，不再等待蒙版。", "Cancelled: no longer waiting for a mask."),
+    "nothing_to_cancel": Text("没有需要取消的操作。", "There is nothing to cancel."),
+    # quota and language
+    "quota_status": Text(
+        "本月已用 {used} 张，处理中 {reserved} 张，剩余 <b>{remaining}</b> 张"
+        "（每月 {limit} 张，额外赠送 {granted} 张）。\n额度于 {reset}（{tz}）重置。",
+        "This month: {used} used, {reserved} in progress, <b>{remaining}</b> left "
+        "(limit {limit}, {granted} extra granted).\nResets on {reset} ({tz}).",
+    ),
+    "quota_admin": Text("你是管理员，不受额度限制。", "You are an admin: no quota applies."),
+    "lang_set": Text("好的，我会用中文和你交流。", "OK, I'll talk to you in English."),
+    "lang_usage": Text(
+        "用法：/lang zh（中文）、/lang en（English）或 /lang auto（跟随 Telegram 设置）。",
+        "Usage: /lang zh (中文), /lang en (English) or /lang auto (follow Telegram).",
+    ),
+    # admin
+    "admin_only": Text("只有管理员可以使用这个命令。", "Only admins can use this command."),
+    "admin_need_user": Text(
+        "请指定用户：数字 ID、@用户名，或回复该用户的消息。",
+        "Name the user: a numeric id, an @username, or reply to their message.",
+    ),
+    "admin_unknown_user": Text(
+        "找不到用户 {user}：对方需要先和机器人说过话。",
+        "Unknown user {user}: they must have used the bot once.",
+    ),
+    "admin_usage_setquota": Text(
+        "用法：/setquota &lt;用户&gt; &lt;张数|default&gt;", "Usage: /setquota &lt;user&gt; &lt;n|default&gt;",
+    ),
+    "admin_usage_grant": Text(
+        "用法：/grant &lt;用户&gt; &lt;张数&gt;（负数表示收回）",
+        "Usage: /grant &lt;user&gt; &lt;n&gt; (negative takes back)",
+    ),
+    "admin_usage_usage": Text("用法：/usage [YYYY-MM]", "Usage: /usage [YYYY-MM]"),
+    "admin_quota_set": Text(
+        "{user} 的月额度现为 {limit} 张，本月剩余 {remaining} 张。",
+        "{user} now has a monthly limit of {limit}; {remaining} left this month.",
+    ),
+    "admin_granted": Text(
+        "已为 {user} 本月增加 {images} 张（本月共赠送 {granted} 张），剩余 {remaining} 张。",
+        "Granted {user} {images} images this month ({granted} extra in total); "
+        "{remaining} left.",
+    ),
+    "admin_banned": Text("已禁止 {user} 使用机器人。", "{user} is banned."),
+    "admin_unbanned": Text("已解除 {user} 的禁用。", "{user} is no longer banned."),
+    "admin_cannot_ban_admin": Text("不能禁用管理员。", "Admins cannot be banned."),
+    "usage_header": Text(
+        "<b>{month}</b> 用量：{images} 张，估算费用 ¥{cost}",
+        "<b>{month}</b> usage: {images} images, estimated cost ¥{cost}",
+    ),
+    "usage_free": Text("{model} 免费额度：{used}/{allowance}", "{model} free allowance: {used}/{allowance}"),
+    "usage_top": Text("用量最多的用户：", "Top users:"),
+    "queue_header": Text(
+        "排队中 {queued} 个，处理中 {active} 个。", "{queued} queued, {active} running.",
+    ),
+    # command menu
+    "menu_edit": Text("通义千问图像编辑：按描述修改图片", "Edit a photo as described (Qwen)"),
+    "menu_style": Text("全局风格化", "Restyle the whole photo"),
+    "menu_localstyle": Text("局部风格化（8 种风格）", "Local style (8 styles)"),
+    "menu_instruct": Text("指令编辑：添加或修改内容", "Add or change things by instruction"),
+    "menu_erase": Text("局部重绘：用蒙版指定区域", "Repaint an area given by a mask"),
+    "menu_dewatermark": Text("去除文字和水印", "Remove text and watermarks"),
+    "menu_expand": Text("扩图", "Expand the canvas"),
+    "menu_upscale": Text("超分辨率放大", "Upscale (super resolution)"),
+    "menu_colorize": Text("黑白照片上色", "Colorize a black-and-white photo"),
+    "menu_sketch": Text("线稿生图", "Turn a sketch into a picture"),
+    "menu_cartoon": Text("参考卡通形象生图", "New scene for a cartoon character"),
+    "menu_quota": Text("查看本月额度", "Your quota this month"),
+    "menu_lang": Text("切换语言 zh/en", "Switch language zh/en"),
+    "menu_cancel": Text("取消等待蒙版", "Stop waiting for a mask"),
+    "menu_help": Text("使用说明", "How to use the bot"),
+    "help": Text(
+        "我用阿里云百炼模型编辑你的照片。\n"
+        "<b>用法</b>：发送图片并在说明里写命令，或回复一张图片发送命令。私聊时直接发图并写描述即等于 /edit。\n\n"
+        "<code>/edit 把天空换成晚霞 neg=\"模糊, 变形\"</code> 通义千问编辑（neg= 反向提示词）\n"
+        "<code>/style 转换成法国绘本风格 strength=0.6</code> 全局风格化\n"
+        "<code>/localstyle 冰雕 把房子变成冰雕</code> 局部风格化：冰雕、云朵、花灯、木板、青花瓷、毛茸茸、毛线、气球\n"
+        "<code>/instruct 给小狗戴上帽子 strength=0.5</code> 指令编辑\n"
+        "<code>/erase 一个玻璃花瓶</code> 局部重绘：随后发送蒙版（白色=修改，黑色=保留），提示词可留空表示删除\n"
+        "<code>/dewatermark</code> 去水印\n"
+        "<code>/expand 1.5</code>、<code>/expand left=1.5 right=1.5</code>、<code>/expand ratio=16:9</code> 扩图\n"
+        "<code>/upscale 4</code> 放大 1–4 倍\n"
+        "<code>/colorize 温暖复古色调</code> 黑白上色\n"
+        "<code>/sketch 一座雪山下的木屋 sketch=yes</code> 线稿生图\n"
+        "<code>/cartoon 卡通形象小心翼翼地探出头</code> 参考卡通生图\n\n"
+        "通用选项：<code>n=1..4</code> 生成张数，<code>seed=数字</code> 固定随机种子。\n"
+        "<b>群组</b>：回复一张图片发送 <code>/upscale@{bot}</code>。机器人开启隐私模式时只能看到命令和回复它的消息，"
+        "所以蒙版请回复机器人的提示消息发送。\n"
+        "<b>额度</b>：/quota 查看；只对成功送达的图片计费。/lang 切换语言，/cancel 取消等待蒙版。",
+        "I edit your photos with Alibaba Cloud Bailian models.\n"
+        "<b>How</b>: send a photo with a command as its caption, or reply to a photo with a "
+        "command. In a private chat, a photo with any caption is an /edit.\n\n"
+        "<code>/edit make the sky a sunset neg=\"blurry, distorted\"</code> Qwen edit "
+        "(neg= negative prompt)\n"
+        "<code>/style turn into a French picture book strength=0.6</code> restyle everything\n"
+        "<code>/localstyle ice turn the house into ice</code> local style: ice, cloud, "
+        "lantern, wooden, porcelain, fluffy, weaving, balloon\n"
+        "<code>/instruct put a hat on the dog strength=0.5</code> edit by instruction\n"
+        "<code>/erase a glass vase</code> repaint a masked area: then send the mask (white = "
+        "change, black = keep); no prompt = remove\n"
+        "<code>/dewatermark</code> remove text and watermarks\n"
+        "<code>/expand 1.5</code>, <code>/expand left=1.5 right=1.5</code>, "
+        "<code>/expand ratio=16:9</code> expand the canvas\n"
+        "<code>/upscale 4</code> upscale 1–4×\n"
+        "<code>/colorize warm vintage tones</code> colorize\n"
+        "<code>/sketch a cabin under a snowy mountain sketch=yes</code> sketch to picture\n"
+        "<code>/cartoon the character peeks out carefully</code> cartoon scene\n\n"
+        "Common options: <code>n=1..4</code> images, <code>seed=number</code> for a fixed seed.\n"
+        "<b>Groups</b>: reply to a photo with <code>/upscale@{bot}</code>. With privacy mode on "
+        "the bot only sees commands and replies to it, so send masks as a reply to its prompt.\n"
+        "<b>Quota</b>: see /quota; only delivered images are charged. /lang switches language, "
+        "/cancel stops waiting for a mask.",
+    ),
 }
 
 

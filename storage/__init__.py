@@ -1,0 +1,33 @@
+"""The bot's memory: users, monthly quotas, jobs, admin audit log and settings."""
+
+from storage.factory import open_store
+from storage.models import (
+    ALLOWED_TRANSITIONS,
+    AuditEntry,
+    Job,
+    JobState,
+    NewJob,
+    QuotaStatus,
+    Store,
+    TopUser,
+    UsageLine,
+    UsageReport,
+    User,
+)
+from storage.sqlite import SqliteStore
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "AuditEntry",
+    "Job",
+    "JobState",
+    "NewJob",
+    "QuotaStatus",
+    "SqliteStore",
+    "Store",
+    "TopUser",
+    "UsageLine",
+    "UsageReport",
+    "User",
+    "open_store",
+]

@@ -1,0 +1,153 @@
+"""Ordered schema migrations, tracked with ``PRAGMA user_version``.
+
+Each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the version bump,
+so a crash leaves the database at a whole version, and two processes opening the same file at
+once cannot both apply the same step (the second re-reads the version under the write lock).
+Append new migrations; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiosqlite
+
+from bot.errors import UnsupportedDatabaseError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+V1_STATEMENTS: tuple[str, ...] = (
+    """
+    CREATE TABLE users (
+        user_id INTEGER PRIMARY KEY,
+        username TEXT,
+        display_name TEXT NOT NULL,
+        telegram_language TEXT,
+        language TEXT,
+        banned INTEGER NOT NULL DEFAULT 0 CHECK (banned IN (0, 1)),
+        monthly_limit INTEGER CHECK (monthly_limit IS NULL OR monthly_limit >= 0),
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX users_username ON users (username COLLATE NOCASE)",
+    """
+    CREATE TABLE usage (
+        user_id INTEGER NOT NULL REFERENCES users (user_id),
+        month TEXT NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0),
+        reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+        granted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user_id, month)
+    ) WITHOUT ROWID
+    """,
+    # AUTOINCREMENT: job ids are shown to users and must never be reused.
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users (user_id),
+        chat_id INTEGER NOT NULL,
+        request_message_id INTEGER NOT NULL,
+        status_message_id INTEGER,
+        command TEXT NOT NULL,
+        model TEXT NOT NULL,
+        function TEXT,
+        spec_json TEXT NOT NULL,
+        input_file_id TEXT NOT NULL,
+        mask_file_id TEXT,
+        task_id TEXT,
+        state TEXT NOT NULL CHECK (state IN
+            ('queued', 'submitted', 'succeeded', 'delivered', 'failed', 'canceled')),
+        quota_month TEXT NOT NULL,
+        images_requested INTEGER NOT NULL CHECK (images_requested > 0),
+        images_delivered INTEGER NOT NULL DEFAULT 0
+            CHECK (images_delivered BETWEEN 0 AND images_requested),
+        reservation_open INTEGER NOT NULL CHECK (reservation_open IN (0, 1)),
+        result_urls TEXT NOT NULL DEFAULT '[]',
+        error_code TEXT,
+        error_message TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX jobs_state ON jobs (state)",
+    "CREATE INDEX jobs_user_month ON jobs (user_id, quota_month)",
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        admin_id INTEGER NOT NULL,
+        target_user_id INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        value TEXT,
+        created_at TEXT NOT NULL
+    )
+    """,
+)
+
+V2_STATEMENTS: tuple[str, ...] = (
+    """
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    # The monthly report scans one month of jobs; without this it reads the whole table.
+    "CREATE INDEX jobs_quota_month ON jobs (quota_month, reservation_open)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "users, monthly usage, jobs, audit log", V1_STATEMENTS),
+    Migration(2, "settings table, index for the monthly report", V2_STATEMENTS),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+async def schema_version(db: aiosqlite.Connection) -> int:
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _refuse_newer(version: int, where: str) -> None:
+    if version > LATEST_VERSION:
+        raise UnsupportedDatabaseError(
+            f"database {where} has schema version {version}, but this code only knows versions "
+            f"up to {LATEST_VERSION}; run a newer release of the bot or point DATABASE_URL at "
+            "another file"
+        )
+
+
+async def migrate(db: aiosqlite.Connection, where: str) -> int:
+    """Bring the schema of ``db`` (autocommit mode) to :data:`LATEST_VERSION`; return it."""
+    _refuse_newer(await schema_version(db), where)
+    for migration in MIGRATIONS:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            current = await schema_version(db)  # again, under the write lock
+            _refuse_newer(current, where)
+            if current >= migration.version:
+                await db.execute("ROLLBACK")
+                continue
+            for statement in migration.statements:
+                await db.execute(statement)
+            # PRAGMA takes no parameters; the value is our own integer constant.
+            await db.execute(f"PRAGMA user_version = {int(migration.version)}")
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+        log.info("database %s migrated to schema version %d (%s)", where,
+                 migration.version, migration.description)
+    return await schema_version(db)

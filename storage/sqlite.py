@@ -1,0 +1,668 @@
+"""The SQLite implementation of :class:`storage.models.Store`, on one aiosqlite connection.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction: SQLite's write lock is taken before the first
+read, so a read-then-write (check the quota, then reserve) cannot race another coroutine, another
+store on the same file or another process. An asyncio lock keeps coroutines sharing the connection
+from interleaving their statements inside each other's transactions. Times are stored as UTC ISO
+text; months are computed in the configured zone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiosqlite
+
+from bot.errors import (
+    IllegalTransitionError,
+    JobNotFoundError,
+    QuotaExceededError,
+    UnknownUserError,
+)
+from storage.migrations import migrate
+from storage.models import (
+    ALLOWED_TRANSITIONS,
+    AuditEntry,
+    Job,
+    JobState,
+    NewJob,
+    QuotaStatus,
+    TopUser,
+    UsageLine,
+    UsageReport,
+    User,
+)
+from storage.pricing import FREE_IMAGES_PER_MONTH, estimated_cost
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
+
+Clock = Callable[[], datetime]
+Params = tuple[Any, ...]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_text(moment: datetime) -> str:
+    # Fixed width (always microseconds) so that text order is time order.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _from_text(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _user(row: aiosqlite.Row) -> User:
+    return User(
+        user_id=row["user_id"],
+        username=row["username"],
+        display_name=row["display_name"],
+        language=row["language"],
+        telegram_language=row["telegram_language"],
+        banned=bool(row["banned"]),
+        monthly_limit=row["monthly_limit"],
+        created_at=_from_text(row["created_at"]),
+        last_seen_at=_from_text(row["last_seen_at"]),
+    )
+
+
+def _job(row: aiosqlite.Row) -> Job:
+    return Job(
+        id=row["id"],
+        user_id=row["user_id"],
+        chat_id=row["chat_id"],
+        request_message_id=row["request_message_id"],
+        status_message_id=row["status_message_id"],
+        command=row["command"],
+        model=row["model"],
+        function=row["function"],
+        spec_json=row["spec_json"],
+        input_file_id=row["input_file_id"],
+        mask_file_id=row["mask_file_id"],
+        task_id=row["task_id"],
+        state=JobState(row["state"]),
+        quota_month=row["quota_month"],
+        images_requested=row["images_requested"],
+        images_delivered=row["images_delivered"],
+        reservation_open=bool(row["reservation_open"]),
+        result_urls=tuple(json.loads(row["result_urls"])),
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        attempts=row["attempts"],
+        created_at=_from_text(row["created_at"]),
+        updated_at=_from_text(row["updated_at"]),
+    )
+
+
+def _audit(row: aiosqlite.Row) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        admin_id=row["admin_id"],
+        target_user_id=row["target_user_id"],
+        action=row["action"],
+        value=row["value"],
+        created_at=_from_text(row["created_at"]),
+    )
+
+
+def fair_order(queued: Iterable[Job]) -> list[Job]:
+    """Round robin across users; ``queued`` must be oldest first.
+
+    Users take turns in the order of their oldest queued job; each turn serves a user's next
+    oldest job, so one user's burst cannot starve everyone queued behind it.
+    """
+    per_user: dict[int, list[Job]] = {}  # dicts keep insertion order: oldest job's user first
+    for job in queued:
+        per_user.setdefault(job.user_id, []).append(job)
+    ordered: list[Job] = []
+    depth = max((len(jobs) for jobs in per_user.values()), default=0)
+    for turn in range(depth):
+        ordered.extend(jobs[turn] for jobs in per_user.values() if turn < len(jobs))
+    return ordered
+
+
+class _Tx:
+    """Statements inside one transaction of :class:`SqliteStore` (the store's lock is held)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        async with self.db.execute(sql, params) as cursor:
+            row: aiosqlite.Row | None = await cursor.fetchone()
+        return row
+
+    async def all(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        async with self.db.execute(sql, params) as cursor:
+            rows: list[aiosqlite.Row] = list(await cursor.fetchall())
+        return rows
+
+    async def run(self, sql: str, params: Params = ()) -> int:
+        """Execute a write; return the number of rows it changed."""
+        async with self.db.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        async with self.db.execute(sql, params) as cursor:
+            rowid = cursor.lastrowid
+        assert rowid is not None
+        return rowid
+
+
+class SqliteStore:
+    """:class:`storage.models.Store` on one SQLite file; open with :meth:`open`."""
+
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        *,
+        path: Path,
+        default_limit: int,
+        tz: ZoneInfo,
+        clock: Clock,
+    ) -> None:
+        self._db = db
+        self.path = path
+        self.default_limit = default_limit
+        self.tz = tz
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        default_limit: int,
+        tz: ZoneInfo,
+        clock: Clock = utc_now,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> SqliteStore:
+        """Connect, configure and migrate; the file is created if missing."""
+        if default_limit < 0:
+            raise ValueError("default_limit must not be negative")
+        path = Path(path)
+        # isolation_level=None: autocommit, so that we issue BEGIN IMMEDIATE ourselves.
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await db.execute("PRAGMA foreign_keys = ON")
+            async with db.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+            if row is None or str(row[0]).lower() != "wal":
+                log.warning("database %s: WAL journal not available (got %s)", path,
+                            None if row is None else row[0])
+            # In WAL mode NORMAL loses nothing on a process crash, only on power loss.
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await migrate(db, str(path))
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path=path, default_limit=default_limit, tz=tz, clock=clock)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._lock:
+            await self._db.close()
+
+    async def __aenter__(self) -> SqliteStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool) -> AsyncIterator[_Tx]:
+        async with self._lock:
+            # IMMEDIATE takes the write lock up front (waiting up to busy_timeout); a deferred
+            # BEGIN gives reads one consistent snapshot.
+            try:
+                await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield _Tx(self._db)
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        # Always sent, even if BEGIN seems not to have run: a cancelled await leaves its
+        # statement queued on the connection's thread, and this ROLLBACK is queued behind it,
+        # ahead of the next transaction (which cannot start before the lock is released).
+        try:
+            await self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "no transaction" not in str(exc):
+                raise
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the store's clock must return timezone-aware datetimes")
+        return now.astimezone(UTC)
+
+    def current_month(self, now: datetime | None = None) -> str:
+        """``YYYY-MM`` of ``now`` (default: the store's clock) in the configured zone."""
+        moment = self._now() if now is None else now
+        if moment.tzinfo is None:
+            raise ValueError("current_month needs a timezone-aware datetime")
+        return moment.astimezone(self.tz).strftime("%Y-%m")
+
+    @staticmethod
+    async def _job_row(tx: _Tx, job_id: int) -> aiosqlite.Row:
+        row = await tx.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        return row
+
+    @staticmethod
+    async def _require_user(tx: _Tx, user_id: int) -> aiosqlite.Row:
+        row = await tx.one("SELECT * FROM users WHERE user_id = ?", (user_id,))
+        if row is None:
+            raise UnknownUserError(f"user {user_id} has never used the bot")
+        return row
+
+    async def _quota(self, tx: _Tx, user_id: int, month: str) -> QuotaStatus | None:
+        """The user's figures for ``month``, or None if the user is unknown (one query)."""
+        row = await tx.one(
+            "SELECT users.monthly_limit, usage.used, usage.reserved, usage.granted FROM users"
+            " LEFT JOIN usage ON usage.user_id = users.user_id AND usage.month = ?"
+            " WHERE users.user_id = ?",
+            (month, user_id),
+        )
+        if row is None:
+            return None
+        return QuotaStatus(
+            user_id=user_id,
+            month=month,
+            limit=self.default_limit if row["monthly_limit"] is None else row["monthly_limit"],
+            granted=row["granted"] or 0,
+            used=row["used"] or 0,
+            reserved=row["reserved"] or 0,
+        )
+
+    async def _known_quota(self, tx: _Tx, user_id: int, month: str) -> QuotaStatus:
+        status = await self._quota(tx, user_id, month)
+        if status is None:
+            raise UnknownUserError(f"user {user_id} has never used the bot")
+        return status
+
+    @staticmethod
+    async def _add_usage(
+        tx: _Tx, user_id: int, month: str, *, reserved: int = 0, granted: int = 0
+    ) -> None:
+        await tx.run(
+            "INSERT INTO usage (user_id, month, reserved, granted) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (user_id, month) DO UPDATE SET"
+            " reserved = reserved + excluded.reserved, granted = granted + excluded.granted",
+            (user_id, month, reserved, granted),
+        )
+
+    async def _audit(
+        self, tx: _Tx, admin_id: int, user_id: int, action: str, value: str | None
+    ) -> None:
+        await tx.run(
+            "INSERT INTO audit (admin_id, target_user_id, action, value, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (admin_id, user_id, action, value, _to_text(self._now())),
+        )
+
+    async def _close_reservation(self, tx: _Tx, row: aiosqlite.Row, charged: int) -> bool:
+        """Move the job's reservation into usage (``charged`` images) and release the rest."""
+        if not row["reservation_open"]:
+            return False
+        await tx.run(
+            "UPDATE usage SET reserved = reserved - ?, used = used + ?"
+            " WHERE user_id = ? AND month = ?",
+            (row["images_requested"], charged, row["user_id"], row["quota_month"]),
+        )
+        await tx.run(
+            "UPDATE jobs SET reservation_open = 0, images_delivered = ?, updated_at = ?"
+            " WHERE id = ?",
+            (charged, _to_text(self._now()), row["id"]),
+        )
+        return True
+
+    def _charge(self, row: aiosqlite.Row, delivered: int) -> int:
+        if delivered < 0:
+            raise ValueError(f"job {row['id']}: delivered must not be negative ({delivered})")
+        requested: int = row["images_requested"]
+        if delivered > requested:
+            log.warning("job %s: %d images delivered but %d reserved; charging %d",
+                        row["id"], delivered, requested, requested)
+        return min(delivered, requested)
+
+    async def _move(
+        self, tx: _Tx, row: aiosqlite.Row, target: JobState, **columns: object
+    ) -> Job:
+        """Change the job's state (checked against ALLOWED_TRANSITIONS) and set ``columns``."""
+        current = JobState(row["state"])
+        if target not in ALLOWED_TRANSITIONS[current]:
+            raise IllegalTransitionError(row["id"], current.value, target.value)
+        assignments = "".join(f", {name} = ?" for name in columns)
+        await tx.run(
+            f"UPDATE jobs SET state = ?, updated_at = ?{assignments} WHERE id = ?",
+            (target.value, _to_text(self._now()), *columns.values(), row["id"]),
+        )
+        return _job(await self._job_row(tx, row["id"]))
+
+    # --- users -----------------------------------------------------------------------------
+
+    async def touch_user(
+        self, user_id: int, username: str | None, display_name: str,
+        telegram_language: str | None,
+    ) -> User:
+        """Create or refresh a user as last seen; returns the stored record."""
+        now = _to_text(self._now())
+        async with self._transaction(write=True) as tx:
+            if username:
+                # Telegram usernames are unique at any moment: whoever had it before lost it.
+                await tx.run(
+                    "UPDATE users SET username = NULL"
+                    " WHERE username = ? COLLATE NOCASE AND user_id != ?",
+                    (username, user_id),
+                )
+            await tx.run(
+                "INSERT INTO users (user_id, username, display_name, telegram_language,"
+                " created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET username = excluded.username,"
+                " display_name = excluded.display_name,"
+                " telegram_language = excluded.telegram_language,"
+                " last_seen_at = excluded.last_seen_at",
+                (user_id, username or None, display_name, telegram_language, now, now),
+            )
+            return _user(await self._require_user(tx, user_id))
+
+    async def get_user(self, user_id: int) -> User | None:
+        async with self._transaction(write=False) as tx:
+            row = await tx.one("SELECT * FROM users WHERE user_id = ?", (user_id,))
+        return None if row is None else _user(row)
+
+    async def find_user_by_username(self, username: str) -> User | None:
+        """Look up by ``@username`` or ``username`` (case-insensitive)."""
+        name = username.strip().removeprefix("@")
+        if not name:
+            return None
+        async with self._transaction(write=False) as tx:
+            row = await tx.one(
+                "SELECT * FROM users WHERE username = ? COLLATE NOCASE"
+                " ORDER BY last_seen_at DESC LIMIT 1",
+                (name,),
+            )
+        return None if row is None else _user(row)
+
+    async def set_language(self, user_id: int, language: str | None) -> None:
+        async with self._transaction(write=True) as tx:
+            if not await tx.run("UPDATE users SET language = ? WHERE user_id = ?",
+                                (language, user_id)):
+                raise UnknownUserError(f"user {user_id} has never used the bot")
+
+    # --- quotas and admin ------------------------------------------------------------------
+
+    async def quota_status(self, user_id: int, month: str | None = None) -> QuotaStatus:
+        """The user's figures for ``month`` (default: now); an unknown user gets the default."""
+        month = month or self.current_month()
+        async with self._transaction(write=False) as tx:
+            status = await self._quota(tx, user_id, month)
+        if status is None:
+            return QuotaStatus(user_id=user_id, month=month, limit=self.default_limit,
+                               granted=0, used=0, reserved=0)
+        return status
+
+    async def set_monthly_limit(self, admin_id: int, user_id: int, limit: int | None) -> None:
+        """Set a personal limit (``None``: back to the default); audited."""
+        if limit is not None and limit < 0:
+            raise ValueError("a monthly limit must not be negative")
+        async with self._transaction(write=True) as tx:
+            if not await tx.run("UPDATE users SET monthly_limit = ? WHERE user_id = ?",
+                                (limit, user_id)):
+                raise UnknownUserError(f"user {user_id} has never used the bot")
+            await self._audit(tx, admin_id, user_id, "set_limit",
+                              None if limit is None else str(limit))
+
+    async def grant_extra(self, admin_id: int, user_id: int, images: int) -> QuotaStatus:
+        """Grant extra images for the current month (may be negative to take back)."""
+        month = self.current_month()
+        async with self._transaction(write=True) as tx:
+            await self._known_quota(tx, user_id, month)
+            await self._add_usage(tx, user_id, month, granted=images)
+            await self._audit(tx, admin_id, user_id, "grant", str(images))
+            return await self._known_quota(tx, user_id, month)
+
+    async def set_banned(self, admin_id: int, user_id: int, banned: bool) -> None:
+        async with self._transaction(write=True) as tx:
+            if not await tx.run("UPDATE users SET banned = ? WHERE user_id = ?",
+                                (int(banned), user_id)):
+                raise UnknownUserError(f"user {user_id} has never used the bot")
+            await self._audit(tx, admin_id, user_id, "ban" if banned else "unban", None)
+
+    async def audit_log(self, limit: int = 50) -> list[AuditEntry]:
+        """The latest admin actions, newest first."""
+        async with self._transaction(write=False) as tx:
+            rows = await tx.all("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        return [_audit(row) for row in rows]
+
+    async def usage_report(self, month: str | None = None, top: int = 10) -> UsageReport:
+        """Images settled for jobs of ``month``, by model and function, with estimated cost."""
+        month = month or self.current_month()
+        async with self._transaction(write=False) as tx:
+            line_rows = await tx.all(
+                "SELECT model, function, SUM(images_delivered) AS images FROM jobs"
+                " WHERE quota_month = ? AND reservation_open = 0"
+                " GROUP BY model, function HAVING images > 0 ORDER BY model, function",
+                (month,),
+            )
+            top_rows = await tx.all(
+                "SELECT jobs.user_id, users.username, users.display_name,"
+                " SUM(jobs.images_delivered) AS images"
+                " FROM jobs JOIN users ON users.user_id = jobs.user_id"
+                " WHERE jobs.quota_month = ? AND jobs.reservation_open = 0"
+                " GROUP BY jobs.user_id HAVING images > 0"
+                " ORDER BY images DESC, jobs.user_id LIMIT ?",
+                (month, top),
+            )
+        lines: list[UsageLine] = []
+        total_cost = Decimal(0)
+        per_model: dict[str, int] = {}
+        for row in line_rows:
+            cost = estimated_cost(row["model"], row["images"])
+            total_cost += cost
+            per_model[row["model"]] = per_model.get(row["model"], 0) + row["images"]
+            lines.append(UsageLine(model=row["model"], function=row["function"],
+                                   images=row["images"], cost_yuan=float(cost)))
+        return UsageReport(
+            month=month,
+            lines=tuple(lines),
+            total_images=sum(line.images for line in lines),
+            total_cost_yuan=float(total_cost),
+            free_allowance={model: (per_model.get(model, 0), allowance)
+                            for model, allowance in FREE_IMAGES_PER_MONTH.items()},
+            top_users=tuple(
+                TopUser(user_id=row["user_id"], username=row["username"],
+                        display_name=row["display_name"], images=row["images"])
+                for row in top_rows
+            ),
+        )
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    async def create_job(self, job: NewJob) -> Job:
+        """Reserve ``images_requested`` in the current month and insert the job, atomically.
+
+        Raises QuotaExceededError (with the images remaining) and inserts nothing when the
+        reservation does not fit: used + reserved + n <= limit + granted. ``unlimited`` skips
+        that check but still records the reservation.
+        """
+        n = job.images_requested
+        if n < 1:
+            raise ValueError(f"images_requested must be at least 1, not {n}")
+        now = self._now()
+        month = self.current_month(now)
+        async with self._transaction(write=True) as tx:
+            quota = await self._known_quota(tx, job.user_id, month)
+            if not job.unlimited and quota.used + quota.reserved + n > quota.limit + quota.granted:
+                raise QuotaExceededError(quota.remaining, n)
+            await self._add_usage(tx, job.user_id, month, reserved=n)
+            stamp = _to_text(now)
+            job_id = await tx.insert(
+                "INSERT INTO jobs (user_id, chat_id, request_message_id, command, model,"
+                " function, spec_json, input_file_id, mask_file_id, state, quota_month,"
+                " images_requested, reservation_open, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                (job.user_id, job.chat_id, job.request_message_id, job.command, job.model,
+                 job.function, job.spec_json, job.input_file_id, job.mask_file_id,
+                 JobState.QUEUED.value, month, n, stamp, stamp),
+            )
+            return _job(await self._job_row(tx, job_id))
+
+    async def get_job(self, job_id: int) -> Job:
+        async with self._transaction(write=False) as tx:
+            return _job(await self._job_row(tx, job_id))
+
+    async def set_status_message(self, job_id: int, message_id: int) -> None:
+        async with self._transaction(write=True) as tx:
+            if not await tx.run(
+                "UPDATE jobs SET status_message_id = ?, updated_at = ? WHERE id = ?",
+                (message_id, _to_text(self._now()), job_id),
+            ):
+                raise JobNotFoundError(f"no job {job_id}")
+
+    async def mark_submitted(self, job_id: int, task_id: str) -> Job:
+        async with self._transaction(write=True) as tx:
+            row = await self._job_row(tx, job_id)
+            return await self._move(tx, row, JobState.SUBMITTED, task_id=task_id)
+
+    async def mark_succeeded(self, job_id: int, result_urls: tuple[str, ...]) -> Job:
+        async with self._transaction(write=True) as tx:
+            row = await self._job_row(tx, job_id)
+            return await self._move(tx, row, JobState.SUCCEEDED,
+                                    result_urls=json.dumps(list(result_urls)))
+
+    async def mark_delivered(self, job_id: int, images_delivered: int) -> Job:
+        """Settle the reservation for the images delivered and finish the job, in one step.
+
+        If the reservation was already settled, the earlier settlement stands.
+        """
+        async with self._transaction(write=True) as tx:
+            row = await self._job_row(tx, job_id)
+            charged = self._charge(row, images_delivered)
+            current = JobState(row["state"])
+            if JobState.DELIVERED not in ALLOWED_TRANSITIONS[current]:
+                raise IllegalTransitionError(job_id, current.value, JobState.DELIVERED.value)
+            await self._close_reservation(tx, row, charged)
+            return await self._move(tx, row, JobState.DELIVERED)
+
+    async def mark_failed(self, job_id: int, code: str, message: str) -> Job:
+        """Refund the reservation and finish the job, in one step."""
+        return await self._finish_refunded(job_id, JobState.FAILED, error_code=code,
+                                           error_message=message)
+
+    async def mark_canceled(self, job_id: int) -> Job:
+        """Refund the reservation and finish the job, in one step."""
+        return await self._finish_refunded(job_id, JobState.CANCELED)
+
+    async def _finish_refunded(self, job_id: int, target: JobState, **columns: object) -> Job:
+        async with self._transaction(write=True) as tx:
+            row = await self._job_row(tx, job_id)
+            current = JobState(row["state"])
+            if target not in ALLOWED_TRANSITIONS[current]:
+                raise IllegalTransitionError(job_id, current.value, target.value)
+            await self._close_reservation(tx, row, 0)
+            return await self._move(tx, row, target, **columns)
+
+    async def note_attempt(self, job_id: int) -> Job:
+        """Count one more attempt at the job (a restart picking it up again)."""
+        async with self._transaction(write=True) as tx:
+            if not await tx.run(
+                "UPDATE jobs SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                (_to_text(self._now()), job_id),
+            ):
+                raise JobNotFoundError(f"no job {job_id}")
+            return _job(await self._job_row(tx, job_id))
+
+    async def settle(self, job_id: int, delivered: int) -> bool:
+        """Turn the reservation into usage for ``delivered`` (at most the reservation).
+
+        Idempotent: returns False and changes nothing if the reservation is already closed.
+        """
+        async with self._transaction(write=True) as tx:
+            row = await self._job_row(tx, job_id)
+            return await self._close_reservation(tx, row, self._charge(row, delivered))
+
+    async def refund(self, job_id: int) -> bool:
+        """Release the whole reservation; idempotent like :meth:`settle`."""
+        async with self._transaction(write=True) as tx:
+            row = await self._job_row(tx, job_id)
+            return await self._close_reservation(tx, row, 0)
+
+    async def resumable_jobs(self) -> list[Job]:
+        """Every job not in a final state, oldest first."""
+        async with self._transaction(write=False) as tx:
+            rows = await tx.all(
+                "SELECT * FROM jobs WHERE state IN (?, ?, ?) ORDER BY created_at, id",
+                (JobState.QUEUED.value, JobState.SUBMITTED.value, JobState.SUCCEEDED.value),
+            )
+        return [_job(row) for row in rows]
+
+    async def queued_jobs_fair(self) -> list[Job]:
+        """Queued jobs in fair order: round robin across users, oldest first within a user."""
+        async with self._transaction(write=False) as tx:
+            rows = await tx.all("SELECT * FROM jobs WHERE state = ? ORDER BY created_at, id",
+                                (JobState.QUEUED.value,))
+        return fair_order(_job(row) for row in rows)
+
+    async def queue_position(self, job_id: int) -> int | None:
+        """1-based position in :meth:`queued_jobs_fair`, or None if the job is not queued."""
+        for position, job in enumerate(await self.queued_jobs_fair(), start=1):
+            if job.id == job_id:
+                return position
+        return None
+
+    async def active_jobs(self) -> list[Job]:
+        """Jobs submitted or succeeded but not yet final (for /queue), oldest first."""
+        async with self._transaction(write=False) as tx:
+            rows = await tx.all(
+                "SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY created_at, id",
+                (JobState.SUBMITTED.value, JobState.SUCCEEDED.value),
+            )
+        return [_job(row) for row in rows]
+
+    # --- settings --------------------------------------------------------------------------
+
+    async def get_setting(self, key: str) -> str | None:
+        async with self._transaction(write=False) as tx:
+            row = await tx.one("SELECT value FROM settings WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    async def set_setting(self, key: str, value: str) -> None:
+        async with self._transaction(write=True) as tx:
+            await tx.run(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                (key, value, _to_text(self._now())),
+            )
