@@ -172,3 +172,15 @@ class TaskUnknownError(DashScopeError):
 
 class ResultExpiredError(DashScopeError):
     """A result URL could not be downloaded any more (403/404 on the signed URL)."""
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+class DeliveryError(BotError):
+    """The result could not be handed to the user (they blocked the bot, the chat is gone)."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        self.reason = reason
+        self.permanent = permanent
+        super().__init__(reason)

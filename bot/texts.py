@@ -32,8 +32,8 @@ class Text:
 CATALOGUE: dict[str, Text] = {
     # --- command parsing (bot/commands.py) ---------------------------------------------------
     "cmd_error_prompt_required": Text(
-        zh="/{command} 需要一段描述，写在命令后面。",
-        en="/{command} needs a description after the command.",
+        zh="/{command} 需要提示词：在命令后面写出要做什么。",
+        en="/{command} needs a prompt: say what to do after the command.",
     ),
     "cmd_error_prompt_too_long": Text(
         zh="描述太长：{length} 个字符，最多 {limit} 个。",

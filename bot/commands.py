@@ -1,0 +1,841 @@
+"""Command texts (a photo's caption or a reply) turned into typed requests; no Telegram here.
+
+Grammar: ``/name[@bot] words and key=value options, in any order``.
+
+* The command token ends at whitespace, at the end of the text or at a non-ASCII character
+  (``/edit把天空变红`` works, as Telegram ends the command entity there too); names and option
+  keys are case-insensitive; ``＝`` works like ``=``, and full-width digits in values are fine.
+* Options are whitespace-separated ``key=value`` tokens whose key is ASCII letters/underscores or
+  Chinese characters; any other word belongs to the prompt. An unknown key is an error, so a
+  prompt word such as ``E=mc2`` has to be rephrased (we prefer telling the user over silently
+  sending a typo'd option as prompt text). Chinese aliases: 数量= 种子= 强度= 反向= 比例=
+  倍数= 线稿= 上= 下= 左= 右= 全部=.
+* A value may be quoted to hold spaces: ``neg="blurry, dark"``, ``neg=“blurry, dark”`` or
+  ``neg=「blurry, dark」`` (also 『』). A quote left open is an error.
+* The negative prompt of ``/edit`` (the only command whose model takes one) is given either with
+  ``neg=`` or as everything after a standalone ``--``: ``/edit make it red -- blurry, dark``.
+  Both at once is a duplicate option. ``/edit`` takes no ``n=``/``seed=`` (qwen-image-edit makes
+  one image per call and has no seed); the wanx commands take ``n=1..4`` and ``seed=``.
+* The prompt is the remaining words in their order, joined by single spaces; a line break between
+  two words is kept as one newline. Control characters other than newline are dropped (tabs and
+  other whitespace controls separate words). Lengths are ``len()`` of the normalised text:
+  prompt <= 800, negative prompt <= 500.
+* ``/expand`` and ``/upscale`` read a bare number only as the FIRST word of the prompt
+  (``/expand 1.5 a beach``; ``1.5x``, ``x1.5``, ``×1.5`` and ``1.5倍`` also work), so a number
+  inside a description ("two dogs, 2 cats") is never taken for a factor. The same as options:
+  ``scale=`` (all four sides) and ``factor=``. /expand takes exactly one of: a number,
+  ``top= bottom= left= right=`` (unset sides 1.0), or ``ratio=W:H`` (kept as a pair).
+* ``/localstyle`` reads a style name (Chinese, English or alias) from the first word(s); the rest
+  says what to restyle. No style named is not an error: ``style`` is ``None`` and the caller offers
+  the eight as buttons, then calls :meth:`ParsedCommand.with_style`. The prompt sent follows
+  the reference's tip ("把房子变成冰雕风格"), so its limit is 800 minus that wrapping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from bot.bailian.models import EditParameters, EditRequest, Function, Model
+from bot.errors import CommandParseError
+
+PROMPT_MAX_CHARS = 800
+NEGATIVE_MAX_CHARS = 500
+N_RANGE = (1, 4)
+SEED_RANGE = (0, 2_147_483_647)
+STRENGTH_RANGE = (0.0, 1.0)
+SCALE_RANGE = (1.0, 2.0)
+UPSCALE_RANGE = (1, 4)
+DEFAULT_UPSCALE_FACTOR = 2
+# Ratio terms beyond this are typos, not aspect ratios; keeps the numbers small for the caller.
+RATIO_TERM_MAX = 9999
+# User values echoed back in error messages are cut here so a pasted essay stays a short reply.
+ECHO_MAX_CHARS = 40
+
+
+class Command(StrEnum):
+    EDIT = "edit"
+    STYLE = "style"
+    LOCALSTYLE = "localstyle"
+    INSTRUCT = "instruct"
+    ERASE = "erase"
+    DEWATERMARK = "dewatermark"
+    EXPAND = "expand"
+    UPSCALE = "upscale"
+    COLORIZE = "colorize"
+    SKETCH = "sketch"
+    CARTOON = "cartoon"
+
+
+class LocalStyle(StrEnum):
+    """The eight styles of stylization_local; values are short ids (fit callback data)."""
+
+    ICE = "ice"
+    CLOUD = "cloud"
+    LANTERN = "lantern"
+    WOODEN = "wooden"
+    PORCELAIN = "porcelain"
+    FLUFFY = "fluffy"
+    WEAVING = "weaving"
+    BALLOON = "balloon"
+
+    @property
+    def zh(self) -> str:
+        return _STYLE_NAMES[self][0]
+
+    @property
+    def en(self) -> str:
+        """The English name as the API reference spells it."""
+        return _STYLE_NAMES[self][1]
+
+    def label(self, lang: str) -> str:
+        """The name to show on a button: Chinese for "zh", else English."""
+        return self.zh if lang == "zh" else self.en
+
+    @classmethod
+    def lookup(cls, name: str) -> LocalStyle | None:
+        """A style from its Chinese or English name, id or alias (case-insensitive), or None."""
+        key = " ".join(name.casefold().split())
+        for suffix in ("风格", " style"):
+            if key.endswith(suffix) and len(key) > len(suffix):
+                key = key[: -len(suffix)].rstrip()
+                break
+        return _STYLE_LOOKUP.get(key)
+
+
+_STYLE_NAMES: dict[LocalStyle, tuple[str, str]] = {
+    LocalStyle.ICE: ("冰雕", "ice"),
+    LocalStyle.CLOUD: ("云朵", "cloud"),
+    LocalStyle.LANTERN: ("花灯", "chinese festive lantern"),
+    LocalStyle.WOODEN: ("木板", "wooden"),
+    LocalStyle.PORCELAIN: ("青花瓷", "blue and white porcelain"),
+    LocalStyle.FLUFFY: ("毛茸茸", "fluffy"),
+    LocalStyle.WEAVING: ("毛线", "weaving"),
+    LocalStyle.BALLOON: ("气球", "balloon"),
+}
+_STYLE_LOOKUP: dict[str, LocalStyle] = {
+    **{style.value: style for style in LocalStyle},
+    **{zh: style for style, (zh, _) in _STYLE_NAMES.items()},
+    **{en: style for style, (_, en) in _STYLE_NAMES.items()},
+    "festive lantern": LocalStyle.LANTERN,
+    "blue-and-white porcelain": LocalStyle.PORCELAIN,
+    "wood": LocalStyle.WOODEN,
+    "wool": LocalStyle.WEAVING,
+    "knitted": LocalStyle.WEAVING,
+    "clouds": LocalStyle.CLOUD,
+}
+# Longest style name in words, so the first words of a prompt are tried longest first.
+_STYLE_MAX_WORDS = max(len(name.split()) for name in _STYLE_LOOKUP)
+
+
+# --- specs -------------------------------------------------------------------------------------
+
+_WANX_COMMON = frozenset({"n", "seed"})
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    command: Command
+    model: Model
+    function: Function | None
+    prompt_required: bool
+    default_prompt: str
+    options: frozenset[str]
+    example: str
+
+    @property
+    def usage_key(self) -> str:
+        """Catalogue key of this command's usage (help) text."""
+        return f"cmd_usage_{self.command.value}"
+
+
+def _wanx(
+    command: Command,
+    function: Function,
+    example: str,
+    *,
+    prompt_required: bool,
+    default_prompt: str = "",
+    extra: frozenset[str] = frozenset(),
+) -> CommandSpec:
+    return CommandSpec(
+        command=command,
+        model=Model.WANX_IMAGE_EDIT,
+        function=function,
+        prompt_required=prompt_required,
+        default_prompt=default_prompt,
+        options=_WANX_COMMON | extra,
+        example=example,
+    )
+
+
+SPECS: dict[Command, CommandSpec] = {
+    # qwen-image-edit takes neither n nor seed (one synchronous image per call), so /edit offers
+    # only neg=: accepting n= or seed= there would promise something the model cannot do.
+    Command.EDIT: CommandSpec(
+        command=Command.EDIT,
+        model=Model.QWEN_IMAGE_EDIT,
+        function=None,
+        prompt_required=True,
+        default_prompt="",
+        options=frozenset({"neg"}),
+        example='/edit 把天空换成晚霞 neg="模糊, 变形"',
+    ),
+    Command.STYLE: _wanx(
+        Command.STYLE,
+        Function.STYLIZATION_ALL,
+        "/style 转换成法国绘本风格 strength=0.6",
+        prompt_required=True,
+        extra=frozenset({"strength"}),
+    ),
+    Command.LOCALSTYLE: _wanx(
+        Command.LOCALSTYLE,
+        Function.STYLIZATION_LOCAL,
+        "/localstyle 冰雕 房子",
+        prompt_required=False,
+    ),
+    Command.INSTRUCT: _wanx(
+        Command.INSTRUCT,
+        Function.DESCRIPTION_EDIT,
+        "/instruct 给小狗戴上一顶红色帽子 strength=0.5",
+        prompt_required=True,
+        extra=frozenset({"strength"}),
+    ),
+    Command.ERASE: _wanx(
+        Command.ERASE,
+        Function.DESCRIPTION_EDIT_WITH_MASK,
+        "/erase 干净的木质桌面",
+        prompt_required=False,
+    ),
+    Command.DEWATERMARK: _wanx(
+        Command.DEWATERMARK,
+        Function.REMOVE_WATERMARK,
+        "/dewatermark",
+        prompt_required=False,
+        default_prompt="去除图像中的文字和水印",
+    ),
+    # The reference lists expand's prompt as required and asks for a description of the whole
+    # scene; an empty one is replaced by a neutral description rather than refused.
+    Command.EXPAND: _wanx(
+        Command.EXPAND,
+        Function.EXPAND,
+        "/expand 1.5 一家人在公园草坪上",
+        prompt_required=False,
+        default_prompt="自然延伸画面内容，保持原图风格",
+        extra=frozenset({"scale", "top", "bottom", "left", "right", "ratio"}),
+    ),
+    Command.UPSCALE: _wanx(
+        Command.UPSCALE,
+        Function.SUPER_RESOLUTION,
+        "/upscale 2",
+        prompt_required=False,
+        default_prompt="图像超分",
+        extra=frozenset({"factor"}),
+    ),
+    # "自动上色" in the reference means a prompt naming no colours, not an empty one.
+    Command.COLORIZE: _wanx(
+        Command.COLORIZE,
+        Function.COLORIZATION,
+        "/colorize 蓝色背景，黄色叶子，红色花朵",
+        prompt_required=False,
+        default_prompt="为黑白图像自然上色，色彩真实",
+    ),
+    Command.SKETCH: _wanx(
+        Command.SKETCH,
+        Function.DOODLE,
+        "/sketch 一座现代玻璃建筑 sketch=yes",
+        prompt_required=True,
+        extra=frozenset({"sketch"}),
+    ),
+    Command.CARTOON: _wanx(
+        Command.CARTOON,
+        Function.CONTROL_CARTOON_FEATURE,
+        "/cartoon 卡通形象小心翼翼地探出头",
+        prompt_required=True,
+    ),
+}
+
+# Canonical option names in the order they are listed to users.
+OPTION_ORDER = (
+    "neg",
+    "n",
+    "seed",
+    "strength",
+    "scale",
+    "top",
+    "bottom",
+    "left",
+    "right",
+    "ratio",
+    "factor",
+    "sketch",
+)
+_OPTION_ALIASES: dict[str, str] = {
+    **{name: name for name in OPTION_ORDER},
+    "negative": "neg",
+    "negative_prompt": "neg",
+    "反向": "neg",
+    "数量": "n",
+    "种子": "seed",
+    "强度": "strength",
+    "全部": "scale",
+    "上": "top",
+    "下": "bottom",
+    "左": "left",
+    "右": "right",
+    "比例": "ratio",
+    "upscale_factor": "factor",
+    "倍数": "factor",
+    "is_sketch": "sketch",
+    "线稿": "sketch",
+}
+_SIDES = ("top", "bottom", "left", "right")
+
+_TRUE = frozenset({"yes", "true", "1", "on", "y", "是"})
+_FALSE = frozenset({"no", "false", "0", "off", "n", "否"})
+
+
+# --- the parsed command ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    """A command's request, before images are attached; stored with the job as JSON."""
+
+    command: Command
+    prompt: str
+    negative_prompt: str | None = None
+    n: int = 1
+    seed: int | None = None
+    strength: float | None = None
+    scales: tuple[float, float, float, float] | None = None  # top, bottom, left, right
+    ratio: tuple[int, int] | None = None
+    upscale_factor: int | None = None
+    is_sketch: bool | None = None
+    style: LocalStyle | None = None
+
+    @property
+    def spec(self) -> CommandSpec:
+        return SPECS[self.command]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "command": self.command.value,
+                "prompt": self.prompt,
+                "negative_prompt": self.negative_prompt,
+                "n": self.n,
+                "seed": self.seed,
+                "strength": self.strength,
+                "scales": list(self.scales) if self.scales is not None else None,
+                "ratio": list(self.ratio) if self.ratio is not None else None,
+                "upscale_factor": self.upscale_factor,
+                "is_sketch": self.is_sketch,
+                "style": self.style.value if self.style is not None else None,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, s: str) -> ParsedCommand:
+        data = json.loads(s)
+        scales = data.get("scales")
+        ratio = data.get("ratio")
+        style = data.get("style")
+        strength = data.get("strength")
+        return cls(
+            command=Command(data["command"]),
+            prompt=str(data["prompt"]),
+            negative_prompt=data.get("negative_prompt"),
+            n=int(data.get("n", 1)),
+            seed=data.get("seed"),
+            strength=float(strength) if strength is not None else None,
+            scales=(
+                (float(scales[0]), float(scales[1]), float(scales[2]), float(scales[3]))
+                if scales is not None
+                else None
+            ),
+            ratio=(int(ratio[0]), int(ratio[1])) if ratio is not None else None,
+            upscale_factor=data.get("upscale_factor"),
+            is_sketch=data.get("is_sketch"),
+            style=LocalStyle(style) if style is not None else None,
+        )
+
+    def with_seed(self, seed: int) -> ParsedCommand:
+        return replace(self, seed=seed)
+
+    def with_style(self, style: LocalStyle) -> ParsedCommand:
+        """The /localstyle request once the user picked a style from the keyboard."""
+        return replace(self, style=style)
+
+    @property
+    def request_prompt(self) -> str:
+        """The prompt sent: the default when empty; for /localstyle, with the style in it."""
+        if self.command is Command.LOCALSTYLE:
+            if self.style is None:
+                raise CommandParseError("cmd_error_style_required", self.spec.example)
+            return localstyle_prompt(self.style, self.prompt)
+        return self.prompt or self.spec.default_prompt
+
+
+def localstyle_prompt(style: LocalStyle, subject: str) -> str:
+    """The reference's tip for stylization_local, "把xx变成xx风格", in the subject's language."""
+    if style.zh in subject or re.search(rf"\b{style.en}\b", subject, re.IGNORECASE):
+        return subject  # the user already wrote the style into the sentence
+    if not subject:
+        return f"把画面主体变成{style.zh}风格"
+    if _has_cjk(subject):
+        return f"把{subject}变成{style.zh}风格"
+    return f"turn {subject} into {style.en} style"
+
+
+def _has_cjk(s: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in s)
+
+
+# The longest wrapping localstyle_prompt adds around a subject; its limit is checked with it.
+_LOCALSTYLE_OVERHEAD = max(len(localstyle_prompt(style, "x")) - 1 for style in LocalStyle)
+
+
+# --- recognising a command ---------------------------------------------------------------------
+
+_COMMAND_RE = re.compile(r"/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{1,64}))?")
+
+
+def _match_command(text: str) -> tuple[str, str | None, str] | None:
+    """(lower-cased name, addressed bot or None, rest of the text) when ``text`` is a command."""
+    stripped = text.lstrip()
+    match = _COMMAND_RE.match(stripped)
+    if match is None:
+        return None
+    rest = stripped[match.end() :]
+    if rest and (rest[0] == "@" or (rest[0].isascii() and not rest[0].isspace())):
+        return None  # "/edit-x", "/edit@", "/edit@bot.x": not a command token
+    return match.group(1).lower(), match.group(2), rest
+
+
+def _addressed_to_us(target: str | None, bot_username: str) -> bool:
+    return target is None or target.casefold() == bot_username.lstrip("@").casefold()
+
+
+def is_command(text: str, bot_username: str | None = None) -> bool:
+    """Whether ``text`` starts with any ``/command``; with a username, only ones for this bot."""
+    matched = _match_command(text)
+    if matched is None:
+        return False
+    return bot_username is None or _addressed_to_us(matched[1], bot_username)
+
+
+def command_name(text: str) -> str | None:
+    """The lower-cased name of the command ``text`` starts with (known or not), or None."""
+    matched = _match_command(text)
+    return matched[0] if matched else None
+
+
+def split_command(text: str, bot_username: str) -> tuple[Command, str] | None:
+    """(command, the text after it) for one of our commands addressed to us, else None."""
+    matched = _match_command(text)
+    if matched is None:
+        return None
+    name, target, rest = matched
+    if not _addressed_to_us(target, bot_username):
+        return None
+    try:
+        command = Command(name)
+    except ValueError:
+        return None
+    return command, rest.strip()
+
+
+# --- tokens ------------------------------------------------------------------------------------
+
+# A key of ASCII (or full-width) letters/underscores, or of Chinese characters, then = or ＝.
+_OPTION_RE = re.compile(r"([A-Za-z_\uFF21-\uFF3A\uFF41-\uFF5A\uFF3F]+|[\u3400-\u9fff]+)[=＝]")
+_CLOSING_QUOTES: dict[str, str] = {
+    '"': '"',
+    "“": "”“",  # phones mix up curly quotes: either one closes
+    "”": "”“",
+    "「": "」",
+    "『": "』",
+}
+
+
+@dataclass(frozen=True)
+class _Word:
+    text: str
+    newline_before: bool
+
+
+@dataclass(frozen=True)
+class _Option:
+    key: str  # NFKC and lower-cased, for lookup
+    typed: str  # as the user wrote it, for messages
+    value: str
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    words: list[_Word]
+    options: list[_Option]
+    after_separator: str | None  # the text after a standalone "--"
+
+
+def _normalise(text: str) -> str:
+    """Line breaks to "\\n", whitespace controls to spaces, other control characters dropped."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    out = []
+    for ch in text:
+        if ch == "\n" or unicodedata.category(ch) != "Cc":
+            out.append(ch)
+        elif ch.isspace():
+            out.append(" ")
+    return "".join(out)
+
+
+def _tokenise(rest: str, example: str) -> _Tokens:
+    words: list[_Word] = []
+    options: list[_Option] = []
+    after_separator: str | None = None
+    newline = False
+    i, end = 0, len(rest)
+    while i < end:
+        ch = rest[i]
+        if ch.isspace():
+            newline = newline or ch == "\n"
+            i += 1
+            continue
+        j = i
+        while j < end and not rest[j].isspace():
+            j += 1
+        token = rest[i:j]
+        if token == "--":
+            after_separator = rest[j:]
+            break
+        if token[0] in "=＝" and len(token) > 1 and token[1] not in "=＝":
+            raise CommandParseError("cmd_error_option_without_name", example, value=_echo(token))
+        match = _OPTION_RE.match(token)
+        if match is None:
+            words.append(_Word(token, newline))
+            newline = False
+            i = j
+            continue
+        key = unicodedata.normalize("NFKC", match.group(1)).lower()
+        value_start = i + match.end()
+        closers = _CLOSING_QUOTES.get(rest[value_start]) if value_start < end else None
+        if closers is None:
+            options.append(_Option(key, match.group(1), token[match.end() :]))
+            i = j
+            continue
+        close = next((k for k in range(value_start + 1, end) if rest[k] in closers), None)
+        if close is None:
+            raise CommandParseError("cmd_error_unclosed_quote", example, option=match.group(1))
+        options.append(_Option(key, match.group(1), rest[value_start + 1 : close]))
+        i = close + 1
+    return _Tokens(words, options, after_separator)
+
+
+def _join_words(words: list[_Word]) -> str:
+    parts: list[str] = []
+    for index, word in enumerate(words):
+        if index:
+            parts.append("\n" if word.newline_before else " ")
+        parts.append(word.text)
+    return "".join(parts)
+
+
+def _echo(value: str) -> str:
+    return value if len(value) <= ECHO_MAX_CHARS else value[: ECHO_MAX_CHARS - 1] + "…"
+
+
+# --- values ------------------------------------------------------------------------------------
+
+_INT_RE = re.compile(r"[+-]?\d+")
+_DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_BARE_NUMBER_RE = re.compile(r"(?:[x×])?([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:[x×倍])?", re.IGNORECASE)
+_RATIO_RE = re.compile(r"(\d+)\s*[:x×/]\s*(\d+)", re.IGNORECASE)
+
+
+class _Values:
+    """Parses option values for one command, raising errors that carry its example."""
+
+    def __init__(self, example: str) -> None:
+        self.example = example
+
+    def fail(self, key: str, **params: object) -> CommandParseError:
+        return CommandParseError(key, self.example, **params)
+
+    def integer(self, option: str, raw: str, low: int, high: int) -> int:
+        value = unicodedata.normalize("NFKC", raw).strip()
+        if not _INT_RE.fullmatch(value):
+            raise self.fail(
+                "cmd_error_bad_integer", option=option, value=_echo(raw), expected=f"{low}–{high}"
+            )
+        # Compare digit counts first: int() refuses strings of thousands of digits outright.
+        digits = value.lstrip("+-").lstrip("0") or "0"
+        sign = -1 if value.startswith("-") else 1
+        number = sign * int(digits) if len(digits) <= 18 else None
+        if number is None or not low <= number <= high:
+            raise self.fail(
+                "cmd_error_out_of_range_integer",
+                option=option,
+                value=_echo(raw),
+                low=low,
+                high=high,
+            )
+        return number
+
+    def decimal(self, option: str, raw: str, low: float, high: float) -> float:
+        value = unicodedata.normalize("NFKC", raw).strip()
+        # Plain decimals only: "nan", "inf" and exponents ("1e999") are never numbers here.
+        if not _DECIMAL_RE.fullmatch(value):
+            raise self.fail(
+                "cmd_error_bad_number", option=option, value=_echo(raw), expected=f"{low}–{high}"
+            )
+        number = float(value)  # hundreds of digits become inf, which the range check refuses
+        if not (math.isfinite(number) and low <= number <= high):
+            raise self.fail(
+                "cmd_error_out_of_range_number",
+                option=option,
+                value=_echo(raw),
+                low=low,
+                high=high,
+            )
+        return number
+
+    def boolean(self, option: str, raw: str) -> bool:
+        value = unicodedata.normalize("NFKC", raw).strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise self.fail("cmd_error_bad_bool", option=option, value=_echo(raw), expected="yes/no")
+
+    def ratio(self, option: str, raw: str) -> tuple[int, int]:
+        match = _RATIO_RE.fullmatch(unicodedata.normalize("NFKC", raw).strip())
+        if match is not None and all(len(g.lstrip("0")) <= 4 for g in match.groups()):
+            width, height = int(match.group(1)), int(match.group(2))
+            if 1 <= width <= RATIO_TERM_MAX and 1 <= height <= RATIO_TERM_MAX:
+                return width, height
+        raise self.fail("cmd_error_bad_ratio", option=option, value=_echo(raw))
+
+    def text(self, option: str, raw: str) -> str | None:
+        value = " ".join(raw.split())
+        if len(value) > NEGATIVE_MAX_CHARS:
+            raise self.fail(
+                "cmd_error_negative_too_long", length=len(value), limit=NEGATIVE_MAX_CHARS
+            )
+        return value or None
+
+
+def _bare_number(word: str) -> str | None:
+    match = _BARE_NUMBER_RE.fullmatch(unicodedata.normalize("NFKC", word))
+    return match.group(1) if match else None
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def parse_command(text: str, bot_username: str) -> ParsedCommand | None:
+    """The request in ``text``; None when it is not one of our commands addressed to us.
+
+    Raises CommandParseError (key, SPECS[command].example, **params) for anything wrong in it.
+    """
+    split = split_command(text, bot_username)
+    if split is None:
+        return None
+    command, rest = split
+    spec = SPECS[command]
+    values = _Values(spec.example)
+    tokens = _tokenise(_normalise(rest), spec.example)
+
+    given: dict[str, str] = {}  # canonical option -> the key as typed, for messages
+    raw: dict[str, _Option] = {}
+    for option in tokens.options:
+        canonical = _OPTION_ALIASES.get(option.key)
+        if canonical is None or canonical not in spec.options:
+            if canonical == "neg":
+                raise values.fail(
+                    "cmd_error_negative_not_supported", option=option.typed, command=command.value
+                )
+            raise values.fail(
+                "cmd_error_unknown_option", option=_echo(option.typed), allowed=_allowed(spec)
+            )
+        if canonical in given:
+            raise values.fail("cmd_error_duplicate_option", option=option.typed)
+        given[canonical] = option.typed
+        raw[canonical] = option
+    if tokens.after_separator is not None:
+        if "neg" not in spec.options:
+            raise values.fail(
+                "cmd_error_negative_not_supported", option="--", command=command.value
+            )
+        if "neg" in given:
+            raise values.fail("cmd_error_duplicate_option", option="neg")
+        given["neg"] = "--"
+        raw["neg"] = _Option("--", "--", tokens.after_separator)
+
+    words = list(tokens.words)
+    # /expand and /upscale: a number as the first word is the factor (see the module docstring).
+    bare_key = {Command.EXPAND: "scale", Command.UPSCALE: "factor"}.get(command)
+    if bare_key is not None and words and (number := _bare_number(words[0].text)) is not None:
+        if bare_key in given:
+            raise values.fail("cmd_error_duplicate_option", option=given[bare_key])
+        given[bare_key] = bare_key
+        raw[bare_key] = _Option(bare_key, bare_key, number)
+        words = words[1:]
+
+    style: LocalStyle | None = None
+    if command is Command.LOCALSTYLE:
+        style, words = _take_style(words)
+
+    prompt = _join_words(words)
+    limit = PROMPT_MAX_CHARS
+    if command is Command.LOCALSTYLE:
+        limit -= _LOCALSTYLE_OVERHEAD
+    if len(prompt) > limit:
+        raise values.fail("cmd_error_prompt_too_long", length=len(prompt), limit=limit)
+    if spec.prompt_required and not prompt:
+        raise values.fail("cmd_error_prompt_required", command=command.value)
+
+    def label(canonical: str) -> str:
+        return given[canonical]
+
+    n = values.integer(label("n"), raw["n"].value, *N_RANGE) if "n" in raw else 1
+    seed = values.integer(label("seed"), raw["seed"].value, *SEED_RANGE) if "seed" in raw else None
+    strength = (
+        values.decimal(label("strength"), raw["strength"].value, *STRENGTH_RANGE)
+        if "strength" in raw
+        else None
+    )
+    negative = values.text(label("neg"), raw["neg"].value) if "neg" in raw else None
+    upscale_factor = None
+    if "factor" in raw:
+        upscale_factor = values.integer(label("factor"), raw["factor"].value, *UPSCALE_RANGE)
+    elif command is Command.UPSCALE:
+        upscale_factor = DEFAULT_UPSCALE_FACTOR
+    is_sketch = values.boolean(label("sketch"), raw["sketch"].value) if "sketch" in raw else None
+
+    scales: tuple[float, float, float, float] | None = None
+    ratio: tuple[int, int] | None = None
+    if command is Command.EXPAND:
+        scales, ratio = _expand(values, given, raw)
+
+    return ParsedCommand(
+        command=command,
+        prompt=prompt,
+        negative_prompt=negative,
+        n=n,
+        seed=seed,
+        strength=strength,
+        scales=scales,
+        ratio=ratio,
+        upscale_factor=upscale_factor,
+        is_sketch=is_sketch,
+        style=style,
+    )
+
+
+def _allowed(spec: CommandSpec) -> str:
+    return ", ".join(name for name in OPTION_ORDER if name in spec.options)
+
+
+def _take_style(words: list[_Word]) -> tuple[LocalStyle | None, list[_Word]]:
+    """A style named by the first word(s), longest name first, and the words after it."""
+    for count in range(min(_STYLE_MAX_WORDS, len(words)), 0, -1):
+        style = LocalStyle.lookup(" ".join(word.text for word in words[:count]))
+        if style is not None:
+            rest = words[count:]
+            if rest:  # the first remaining word starts the prompt: no line break before it
+                rest[0] = _Word(rest[0].text, newline_before=False)
+            return style, rest
+    return None, words
+
+
+def _expand(
+    values: _Values, given: dict[str, str], raw: dict[str, _Option]
+) -> tuple[tuple[float, float, float, float] | None, tuple[int, int] | None]:
+    """/expand's scales or ratio: one number, or sides, or a ratio; never two of those."""
+    sides = [side for side in _SIDES if side in given]
+    forms: list[str] = [name for name in ("scale", "ratio") if name in given]
+    if sides:
+        forms.append(sides[0])
+    if len(forms) > 1:
+        raise values.fail(
+            "cmd_error_expand_conflict", first=given[forms[0]], second=given[forms[1]]
+        )
+    if "ratio" in given:
+        return None, values.ratio(given["ratio"], raw["ratio"].value)
+    if "scale" in given:
+        scale = values.decimal(given["scale"], raw["scale"].value, *SCALE_RANGE)
+        scales = (scale, scale, scale, scale)
+    else:
+        top, bottom, left, right = (
+            values.decimal(given[side], raw[side].value, *SCALE_RANGE) if side in given else 1.0
+            for side in _SIDES
+        )
+        scales = (top, bottom, left, right)
+    if max(scales) <= SCALE_RANGE[0]:
+        raise values.fail("cmd_error_expand_nothing")
+    return scales, None
+
+
+# --- to the API --------------------------------------------------------------------------------
+
+
+def build_edit_request(
+    parsed: ParsedCommand,
+    base_image: str,
+    mask_image: str | None = None,
+    scales: tuple[float, float, float, float] | None = None,
+) -> EditRequest:
+    """The API request for ``parsed``: only the parameters its function takes.
+
+    ``scales`` overrides ``parsed.scales`` (the caller computes them from ``ratio=`` and the image
+    size). Masks are passed through as given; the API validation decides whether one belongs.
+    """
+    spec = parsed.spec
+    prompt = parsed.request_prompt
+    if spec.model is Model.QWEN_IMAGE_EDIT:
+        return EditRequest(
+            model=spec.model,
+            prompt=prompt,
+            base_image=base_image,
+            negative_prompt=parsed.negative_prompt,
+            mask_image=mask_image,
+        )
+    parameters = EditParameters(n=parsed.n, seed=parsed.seed)
+    if parsed.command in (Command.STYLE, Command.INSTRUCT):
+        parameters = replace(parameters, strength=parsed.strength)
+    elif parsed.command is Command.EXPAND:
+        top, bottom, left, right = _expand_scales(parsed, scales)
+        parameters = replace(
+            parameters, top_scale=top, bottom_scale=bottom, left_scale=left, right_scale=right
+        )
+    elif parsed.command is Command.UPSCALE:
+        parameters = replace(
+            parameters, upscale_factor=parsed.upscale_factor or DEFAULT_UPSCALE_FACTOR
+        )
+    elif parsed.command is Command.SKETCH:
+        parameters = replace(parameters, is_sketch=parsed.is_sketch)
+    return EditRequest(
+        model=spec.model,
+        prompt=prompt,
+        base_image=base_image,
+        function=spec.function,
+        mask_image=mask_image,
+        parameters=parameters,
+    )
+
+
+def _expand_scales(
+    parsed: ParsedCommand, scales: tuple[float, float, float, float] | None
+) -> tuple[float, float, float, float]:
+    chosen = scales if scales is not None else parsed.scales
+    if chosen is None:
+        # A bug in the caller, not a user mistake: ratio= needs the image size to become scales.
+        raise ValueError("expand with ratio= needs scales computed from the image size")
+    return chosen
