@@ -91,3 +91,6 @@ class TaskOutcome:
     failures: tuple[ImageFailure, ...] = ()
     image_count: int = 0
     request_id: str | None = None
+    # Why a FAILED / CANCELED task ended (output.code / output.message); empty otherwise.
+    code: str = ""
+    message: str = ""

@@ -1,0 +1,178 @@
+"""Wiring: build the Application, open resources at start, close them at shutdown."""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+import aiohttp
+from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.bailian import DEFAULT_RETRY_POLICY, BailianClient, PollPolicy, RetryPolicy
+from bot.config import Settings
+from bot.errors import BotError
+from bot.pending import PendingStore
+from bot.pipeline import JobRunner
+from bot.services import SERVICES_KEY, BotApplication, BotContext, Services
+from bot.telegram_io import TelegramMessenger
+from bot.texts import Lang, text
+from handlers import admin, callbacks, edit, info
+from handlers.common import language_of, track_user
+from storage import open_store
+
+logger = logging.getLogger(__name__)
+
+# The commands shown in Telegram's menu, in this order; descriptions come from the catalogue.
+MENU_COMMANDS = (
+    "edit", "style", "localstyle", "instruct", "erase", "dewatermark", "expand", "upscale",
+    "colorize", "sketch", "cartoon", "quota", "lang", "cancel", "help",
+)
+# Telegram allows this many retries after a 429 before a send fails.
+FLOOD_RETRIES = 3
+
+
+def build_application(
+    settings: Settings,
+    *,
+    poll_policy: PollPolicy | None = None,
+    retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+) -> BotApplication:
+    """The Application with every handler registered, in one place.
+
+    ``poll_policy`` and ``retry_policy`` tune the DashScope adapter (tests use short ones).
+    """
+    context_types = ContextTypes(context=BotContext)
+    application: BotApplication = (
+        Application.builder()
+        .token(settings.telegram_bot_token)
+        .base_url(settings.telegram_base_url)
+        .base_file_url(settings.telegram_base_file_url)
+        .context_types(context_types)
+        .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
+        # Accepting a request downloads and checks an image: let updates run side by side.
+        .concurrent_updates(32)
+        .post_init(_open_services)
+        .post_stop(_stop_runner)
+        .post_shutdown(_close_services)
+        .build()
+    )
+    application.bot_data["settings"] = settings
+    application.bot_data["poll_policy"] = poll_policy
+    application.bot_data["retry_policy"] = retry_policy
+
+    new_messages = filters.UpdateType.MESSAGE
+    application.add_handler(TypeHandler(Update, track_user), group=-1)
+    for name, callback in (
+        ("start", info.start), ("help", info.help_command), ("quota", info.quota),
+        ("lang", info.lang_command), ("cancel", info.cancel),
+        ("setquota", admin.set_quota), ("grant", admin.grant), ("ban", admin.ban),
+        ("unban", admin.unban), ("usage", admin.usage), ("queue", admin.queue),
+    ):
+        application.add_handler(CommandHandler(name, callback, filters=new_messages))
+    application.add_handler(MessageHandler(new_messages & ~filters.StatusUpdate.ALL,
+                                           edit.on_message))
+    application.add_handler(CallbackQueryHandler(callbacks.on_button))
+    application.add_error_handler(on_error)
+    return application
+
+
+async def _open_services(application: BotApplication) -> None:
+    settings: Settings = application.bot_data["settings"]
+    store = await open_store(
+        settings.database_url, default_limit=settings.monthly_quota, tz=settings.tz
+    )
+    session = aiohttp.ClientSession()
+    client = BailianClient(
+        session,
+        api_root=settings.dashscope_api_root,
+        api_key=settings.dashscope_api_key,
+        qps=settings.dashscope_qps,
+        max_tasks=settings.dashscope_max_tasks,
+        poll_interval=settings.dashscope_poll_interval,
+        poll_policy=application.bot_data["poll_policy"],
+        retry=application.bot_data["retry_policy"],
+    )
+    messenger = TelegramMessenger(application.bot)
+    runner = JobRunner(
+        store=store,
+        client=client,
+        messenger=messenger,
+        admin_ids=settings.admin_user_ids,
+        wanx_workers=settings.dashscope_max_tasks + 1,
+    )
+    me = await application.bot.get_me()
+    if not me.username:  # every bot has one; commands like /edit@name depend on it
+        raise RuntimeError("getMe returned no username")
+    application.bot_data[SERVICES_KEY] = Services(
+        settings=settings, store=store, session=session, client=client, messenger=messenger,
+        runner=runner, pending=PendingStore(store), bot_username=me.username,
+    )
+    await register_commands(application)
+    await runner.start()
+    logger.info("bot @%s started", me.username)
+
+
+async def register_commands(application: BotApplication) -> None:
+    """The command menu in Chinese, English, and a default (English)."""
+    for lang, code in ((Lang.ZH, "zh"), (Lang.EN, "en"), (Lang.EN, None)):
+        commands = [BotCommand(name, text(f"menu_{name}", lang)) for name in MENU_COMMANDS]
+        await application.bot.set_my_commands(
+            commands, scope=BotCommandScopeDefault(), language_code=code
+        )
+
+
+async def _stop_runner(application: BotApplication) -> None:
+    services = application.bot_data.get(SERVICES_KEY)
+    if isinstance(services, Services):
+        await services.runner.stop()
+
+
+async def _close_services(application: BotApplication) -> None:
+    services = application.bot_data.pop(SERVICES_KEY, None)
+    if not isinstance(services, Services):
+        return
+    await services.runner.stop()
+    await services.client.close()
+    await services.session.close()
+    await services.store.close()
+
+
+async def on_error(update: object, context: BotContext) -> None:
+    """Log every unexpected error with its traceback; tell the user something useful."""
+    error = context.error
+    if isinstance(error, BotError):
+        logger.warning("handled error: %s", error)
+    else:
+        logger.error("error while handling an update", exc_info=error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    lang = await _safe_language(update, context)
+    services: Any = context.application.bot_data.get(SERVICES_KEY)
+    if not isinstance(services, Services):
+        return
+    message = update.effective_message
+    try:
+        await services.messenger.send_text(
+            update.effective_chat.id, html.escape(text("fail_generic", lang)),
+            reply_to=message.message_id if message else None,
+        )
+    except BotError:
+        logger.info("could not tell the user about the error")
+
+
+async def _safe_language(update: Update, context: BotContext) -> Lang:
+    try:
+        return await language_of(update, context)
+    except Exception:
+        return Lang.EN

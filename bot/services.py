@@ -1,0 +1,49 @@
+"""The long-lived resources of a running bot, opened at start and reached through the context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.bailian import BailianClient
+from bot.config import Settings
+from bot.pending import PendingStore
+from bot.pipeline import JobRunner
+from bot.telegram_io import TelegramMessenger
+from storage.models import Store
+
+SERVICES_KEY = "services"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    session: aiohttp.ClientSession
+    client: BailianClient
+    messenger: TelegramMessenger
+    runner: JobRunner
+    pending: PendingStore
+    bot_username: str
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.settings.admin_user_ids
+
+
+class BotContext(CallbackContext[ExtBot[Any], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """The callback context with typed access to the bot's services."""
+
+    @property
+    def services(self) -> Services:
+        services = self.application.bot_data.get(SERVICES_KEY)
+        if not isinstance(services, Services):
+            raise RuntimeError("services are opened in post_init and not ready yet")
+        return services
+
+
+BotApplication = Application[
+    ExtBot[Any], BotContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any
+]

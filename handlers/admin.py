@@ -1,0 +1,194 @@
+"""Admin commands: /setquota, /grant, /ban, /unban, /usage, /queue. Others are refused."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from telegram import Update
+
+from bot.services import BotContext
+from bot.texts import Lang, text
+from handlers.common import language_of, reply
+from storage.models import User
+
+MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MAX_ADMIN_IMAGES = 1_000_000
+
+
+async def _admin_lang(update: Update, context: BotContext) -> Lang | None:
+    """The admin's language, or None after telling a non-admin no."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or user is None:
+        return None
+    lang = await language_of(update, context)
+    if not context.services.is_admin(user.id):
+        await reply(message, context, text("admin_only", lang))
+        return None
+    return lang
+
+
+async def _target(
+    update: Update, context: BotContext, args: list[str], lang: Lang, *, values: int
+) -> tuple[User, list[str]] | None:
+    """Resolve ``<user>``: a numeric id, a known @username, or the replied-to message's sender.
+
+    ``values`` is how many arguments follow the user; a reply with just that many names nobody.
+    """
+    message = update.effective_message
+    assert message is not None
+    store = context.services.store
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and len(args) == values:
+        author = replied.from_user
+        known = await store.get_user(author.id) or await store.touch_user(
+            author.id, author.username, author.full_name, author.language_code
+        )
+        return known, args
+    if len(args) <= values:
+        await reply(message, context, text("admin_need_user", lang))
+        return None
+    token = args[0]
+    user = (await store.get_user(int(token)) if _is_int(token)
+            else await store.find_user_by_username(token))
+    if user is None:
+        await reply(message, context, text("admin_unknown_user", lang, user=html.escape(token)))
+        return None
+    return user, args[1:]
+
+
+def _is_int(token: str) -> bool:
+    return bool(re.fullmatch(r"-?\d+", token))
+
+
+def _who(user: User) -> str:
+    name = f"@{user.username}" if user.username else user.display_name
+    return f"{html.escape(name)} (<code>{user.user_id}</code>)"
+
+
+async def set_quota(update: Update, context: BotContext) -> None:
+    """/setquota <user> <n|default>: a personal monthly limit."""
+    lang = await _admin_lang(update, context)
+    if lang is None:
+        return
+    message = update.effective_message
+    admin = update.effective_user
+    assert message is not None and admin is not None
+    found = await _target(update, context, list(context.args or []), lang, values=1)
+    if found is None:
+        return
+    user, rest = found
+    value = rest[0].lower() if rest else ""
+    if value == "default":
+        limit: int | None = None
+    elif value.isdigit() and int(value) <= MAX_ADMIN_IMAGES:
+        limit = int(value)
+    else:
+        await reply(message, context, text("admin_usage_setquota", lang))
+        return
+    await context.services.store.set_monthly_limit(admin.id, user.user_id, limit)
+    status = await context.services.store.quota_status(user.user_id)
+    await reply(message, context, text("admin_quota_set", lang, user=_who(user),
+                                       limit=status.limit, remaining=status.remaining))
+
+
+async def grant(update: Update, context: BotContext) -> None:
+    """/grant <user> <n>: extra images for this month (negative takes back)."""
+    lang = await _admin_lang(update, context)
+    if lang is None:
+        return
+    message = update.effective_message
+    admin = update.effective_user
+    assert message is not None and admin is not None
+    found = await _target(update, context, list(context.args or []), lang, values=1)
+    if found is None:
+        return
+    user, rest = found
+    if not rest or not _is_int(rest[0]) or abs(int(rest[0])) > MAX_ADMIN_IMAGES or (
+        int(rest[0]) == 0
+    ):
+        await reply(message, context, text("admin_usage_grant", lang))
+        return
+    status = await context.services.store.grant_extra(admin.id, user.user_id, int(rest[0]))
+    await reply(message, context, text("admin_granted", lang, user=_who(user),
+                                       images=int(rest[0]), granted=status.granted,
+                                       remaining=status.remaining))
+
+
+async def ban(update: Update, context: BotContext) -> None:
+    """/ban <user>."""
+    await _set_banned(update, context, banned=True)
+
+
+async def unban(update: Update, context: BotContext) -> None:
+    """/unban <user>."""
+    await _set_banned(update, context, banned=False)
+
+
+async def _set_banned(update: Update, context: BotContext, *, banned: bool) -> None:
+    lang = await _admin_lang(update, context)
+    if lang is None:
+        return
+    message = update.effective_message
+    admin = update.effective_user
+    assert message is not None and admin is not None
+    found = await _target(update, context, list(context.args or []), lang, values=0)
+    if found is None:
+        return
+    user, _ = found
+    if banned and context.services.is_admin(user.user_id):
+        await reply(message, context, text("admin_cannot_ban_admin", lang))
+        return
+    await context.services.store.set_banned(admin.id, user.user_id, banned)
+    await reply(message, context, text("admin_banned" if banned else "admin_unbanned", lang,
+                                       user=_who(user)))
+
+
+async def usage(update: Update, context: BotContext) -> None:
+    """/usage [YYYY-MM]: totals by model and function, cost, free allowance, top users."""
+    lang = await _admin_lang(update, context)
+    if lang is None:
+        return
+    message = update.effective_message
+    assert message is not None
+    args = list(context.args or [])
+    month = args[0] if args else None
+    if month is not None and not MONTH_PATTERN.match(month):
+        await reply(message, context, text("admin_usage_usage", lang))
+        return
+    report = await context.services.store.usage_report(month)
+    lines = [text("usage_header", lang, month=report.month, images=report.total_images,
+                  cost=f"{report.total_cost_yuan:.2f}")]
+    for line in report.lines:
+        lines.append(f"• {html.escape(line.model)} / {html.escape(line.function or '-')}: "
+                     f"{line.images} · ¥{line.cost_yuan:.2f}")
+    for model, (used, allowance) in sorted(report.free_allowance.items()):
+        lines.append(text("usage_free", lang, model=html.escape(model), used=used,
+                          allowance=allowance))
+    if report.top_users:
+        lines.append(text("usage_top", lang))
+        for top in report.top_users:
+            name = f"@{top.username}" if top.username else top.display_name
+            lines.append(f"  {html.escape(name)} (<code>{top.user_id}</code>): {top.images}")
+    await reply(message, context, "\n".join(lines))
+
+
+async def queue(update: Update, context: BotContext) -> None:
+    """/queue: jobs waiting and running."""
+    lang = await _admin_lang(update, context)
+    if lang is None:
+        return
+    message = update.effective_message
+    assert message is not None
+    store = context.services.store
+    queued = await store.queued_jobs_fair()
+    active = await store.active_jobs()
+    lines = [text("queue_header", lang, queued=len(queued), active=len(active))]
+    for job in active[:20]:
+        lines.append(f"▶️ #{job.id} {html.escape(job.command)} · user <code>{job.user_id}</code>"
+                     f" · {job.state.value}")
+    for position, job in enumerate(queued[:20], start=1):
+        lines.append(f"{position}. #{job.id} {html.escape(job.command)} · user "
+                     f"<code>{job.user_id}</code>")
+    await reply(message, context, "\n".join(lines))

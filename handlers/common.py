@@ -1,0 +1,81 @@
+"""Small helpers every handler shares: who is asking, in which language, about which image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telegram import Message, Update
+from telegram.constants import ChatType
+
+from bot.pipeline import Requester
+from bot.services import BotContext
+from bot.texts import Lang
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A Telegram file holding an image: the largest photo size, or an image document."""
+
+    file_id: str
+    message_id: int
+
+
+def image_of(message: Message | None) -> ImageRef | None:
+    """The image a message carries, if any (photo, or a document we will try to decode)."""
+    if message is None:
+        return None
+    if message.photo:
+        return ImageRef(message.photo[-1].file_id, message.message_id)
+    if message.document is not None:
+        return ImageRef(message.document.file_id, message.message_id)
+    if message.sticker is not None and not (
+        message.sticker.is_animated or message.sticker.is_video
+    ):
+        return ImageRef(message.sticker.file_id, message.message_id)
+    return None
+
+
+def is_group(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+async def track_user(update: Update, context: BotContext) -> None:
+    """Record every user as last seen (runs before the other handlers, in group -1)."""
+    user = update.effective_user
+    if user is None or user.is_bot:
+        return
+    await context.services.store.touch_user(
+        user.id, user.username, user.full_name, user.language_code
+    )
+
+
+async def language_of(update: Update, context: BotContext) -> Lang:
+    """The user's /lang choice, else their Telegram language, else English."""
+    user = update.effective_user
+    if user is None:
+        return Lang.EN
+    stored = await context.services.store.get_user(user.id)
+    if stored is not None and stored.language in ("zh", "en"):
+        return Lang(stored.language)
+    return Lang.from_code(user.language_code)
+
+
+async def requester(update: Update, context: BotContext, message: Message) -> Requester:
+    user = update.effective_user
+    assert user is not None
+    return Requester(
+        user_id=user.id,
+        chat_id=message.chat_id,
+        message_id=message.message_id,
+        lang=await language_of(update, context),
+        is_admin=context.services.is_admin(user.id),
+        is_group=is_group(update),
+    )
+
+
+async def reply(message: Message, context: BotContext, text: str) -> int:
+    """Answer a message (HTML) through the messenger, which survives a deleted request."""
+    return await context.services.messenger.send_text(
+        message.chat_id, text, reply_to=message.message_id
+    )

@@ -1,0 +1,169 @@
+"""End-to-end harness: the real Application against the fake Bot API and the DashScope emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from bot.app import build_application
+from bot.bailian import PollPolicy, RetryPolicy
+from bot.bailian.emulator import DashScopeEmulator
+from bot.config import Settings, load_settings
+from bot.services import SERVICES_KEY, BotApplication, Services
+from tests.fakes.telegram import ApiCall, FakeTelegram
+
+ADMIN_ID = 9000
+API_KEY = "sk-emulated-secret-key-0123456789"
+
+
+def make_image(
+    width: int = 640,
+    height: int = 480,
+    color: tuple[int, int, int] = (40, 120, 200),
+    fmt: str = "JPEG",
+) -> bytes:
+    """A real image with some structure (a gradient and a box), encoded in ``fmt``."""
+    image = Image.new("RGB", (width, height), color)
+    for x in range(0, width, max(1, width // 32)):
+        for y in range(height // 3, height // 3 + max(1, height // 8)):
+            image.putpixel((x, y), (255 - color[0], 255 - color[1], 255 - color[2]))
+    image.paste((250, 250, 250), (width // 4, height // 4, width // 2, height // 2))
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def make_mask(width: int, height: int, box: tuple[int, int, int, int] | None = None) -> bytes:
+    """A black mask with a white box (the area to edit)."""
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, box or (width // 4, height // 4, width // 2, height // 2))
+    buffer = io.BytesIO()
+    mask.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def bot_settings(
+    telegram: FakeTelegram, emulator: DashScopeEmulator, database: Path, **overrides: str
+) -> Settings:
+    env = {
+        "TELEGRAM_BOT_TOKEN": telegram.token,
+        "DASHSCOPE_API_KEY": API_KEY,
+        "TELEGRAM_API_URL": telegram.root_url,
+        "DASHSCOPE_BASE_URL": emulator.base_url,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "ADMIN_USER_IDS": str(ADMIN_ID),
+        "MONTHLY_QUOTA": "5",
+        "DASHSCOPE_POLL_INTERVAL": "0.05",
+        "DASHSCOPE_QPS": "50",
+        "DASHSCOPE_MAX_TASKS": "2",
+    } | overrides
+    return load_settings(env, dotenv=None)
+
+
+# The emulator's tasks take 0.05-0.3 s here, not 5-15 s: tell the poller, keep retries short.
+TEST_POLL_POLICY = PollPolicy(
+    first_delay=0.05, prior_latency=(0.05, 0.3), min_interval=0.03, max_dense_interval=0.1,
+    max_interval=0.3,
+)
+TEST_RETRY_POLICY = RetryPolicy(initial_delay=0.01, max_delay=0.05, total_budget=2.0)
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[BotApplication]:
+    """Run the Application as ``run_polling`` would: init, post_init, poll; then the reverse."""
+    application = build_application(
+        settings, poll_policy=TEST_POLL_POLICY, retry_policy=TEST_RETRY_POLICY
+    )
+    await application.initialize()
+    assert application.post_init is not None
+    await application.post_init(application)
+    assert application.updater is not None
+    await application.updater.start_polling(poll_interval=0.0, timeout=1)
+    await application.start()
+    try:
+        yield application
+    finally:
+        await application.updater.stop()
+        await application.stop()
+        if application.post_stop is not None:
+            await application.post_stop(application)
+        await application.shutdown()
+        if application.post_shutdown is not None:
+            await application.post_shutdown(application)
+
+
+@dataclass
+class Harness:
+    telegram: FakeTelegram
+    emulator: DashScopeEmulator
+    settings: Settings
+    application: BotApplication
+    users: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def services(self) -> Services:
+        services = self.application.bot_data[SERVICES_KEY]
+        assert isinstance(services, Services)
+        return services
+
+    def user(
+        self,
+        user_id: int,
+        name: str = "Alice",
+        *,
+        username: str | None = None,
+        language_code: str | None = "en",
+    ) -> dict[str, Any]:
+        user = self.telegram.user(user_id, name, username=username, language_code=language_code)
+        self.users[user_id] = user
+        return user
+
+    async def reply_to(
+        self, message: dict[str, Any], method: str = "sendMessage", timeout: float = 10.0
+    ) -> ApiCall:
+        """The bot's next ``method`` call replying to ``message``."""
+        return await self.telegram.wait_for_call(
+            method,
+            lambda call: (
+                replied_to(call) == message["message_id"]
+                and int(call.params["chat_id"]) == message["chat"]["id"]
+            ),
+            timeout=timeout,
+        )
+
+    async def settled(self, timeout: float = 10.0) -> None:
+        """Wait until no job is unfinished."""
+        await wait_until(self._idle, timeout)
+
+    async def _idle(self) -> bool:
+        return not await self.services.store.resumable_jobs()
+
+
+def replied_to(call: ApiCall) -> int | None:
+    reply = call.params.get("reply_parameters")
+    if isinstance(reply, dict):
+        return int(reply["message_id"])
+    return None
+
+
+async def wait_until(
+    condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    """Poll ``condition`` (sync or async) until true; AssertionError on timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)

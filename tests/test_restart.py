@@ -1,0 +1,123 @@
+"""A bot process killed with SIGKILL mid-job and started again delivers once and charges once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.bailian.emulator import DashScopeEmulator
+from storage import SqliteStore
+from tests.fakes.telegram import FakeTelegram
+from tests.harness import API_KEY, make_image, replied_to, wait_until
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bot_env(telegram: FakeTelegram, emulator: DashScopeEmulator, database: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DASHSCOPE_"))}
+    env.update(
+        {
+            "TELEGRAM_BOT_TOKEN": telegram.token,
+            "DASHSCOPE_API_KEY": API_KEY,
+            "TELEGRAM_API_URL": telegram.root_url,
+            "DASHSCOPE_BASE_URL": emulator.base_url,
+            "DATABASE_URL": f"sqlite:///{database}",
+            "DASHSCOPE_POLL_INTERVAL": "0.1",
+            "MONTHLY_QUOTA": "5",
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    return env
+
+
+@asynccontextmanager
+async def bot_process(env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    with log.open("ab") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=str(REPO),
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+def job_states(database: Path) -> list[tuple[str, int, int]]:
+    with sqlite3.connect(database) as db:
+        return list(db.execute("SELECT state, images_requested, images_delivered FROM jobs"))
+
+
+async def quota_of(database: Path, user_id: int) -> tuple[int, int]:
+    """(used, reserved) this month, read through a second store on the same file."""
+    store = await SqliteStore.open(database, default_limit=5, tz=ZoneInfo("Asia/Shanghai"))
+    try:
+        status = await store.quota_status(user_id)
+    finally:
+        await store.close()
+    return status.used, status.reserved
+
+
+@pytest.mark.parametrize("kill_when", ["task_running", "queued_before_submit"])
+async def test_sigkill_mid_job_then_restart_delivers_once_and_charges_once(
+    tmp_path: Path, kill_when: str
+) -> None:
+    database = tmp_path / "bot.sqlite3"
+    log = tmp_path / "bot.log"
+    async with FakeTelegram() as telegram:
+        latency = (2.0, 2.0) if kill_when == "task_running" else (0.2, 0.2)
+        emulator = DashScopeEmulator(api_key=API_KEY, latency=latency, seed=3)
+        await emulator.start()
+        try:
+            env = bot_env(telegram, emulator, database)
+            if kill_when == "queued_before_submit":
+                # The service answers slowly, so the kill lands before any task id exists.
+                emulator.slow_next("submit", 3.0)
+            alice = telegram.user(1, "Alice")
+            request = telegram.send_photo(
+                alice, telegram.private_chat(alice), make_image(), "/colorize"
+            )
+            async with bot_process(env, log) as first:
+                if kill_when == "task_running":
+                    await wait_until(lambda: emulator.requests_to("query"), timeout=20)
+                    assert job_states(database)[0][0] == "submitted"
+                else:
+                    await wait_until(lambda: emulator.requests_to("submit"), timeout=20)
+                    assert job_states(database)[0][0] == "queued"
+                first.send_signal(signal.SIGKILL)
+                await first.wait()
+            async with bot_process(env, log):
+                await telegram.wait_for_call(
+                    "sendPhoto", lambda c: replied_to(c) == request["message_id"], timeout=30
+                )
+                await wait_until(lambda: job_states(database)[0][0] == "delivered", timeout=10)
+                await asyncio.sleep(0.5)  # anything sent twice would show up by now
+            deliveries = [
+                c for c in telegram.calls_to("sendPhoto") if replied_to(c) == request["message_id"]
+            ]
+            assert len(deliveries) == 1, log.read_text()
+            assert await quota_of(database, 1) == (1, 0)
+            submits = emulator.requests_to("submit")
+            if kill_when == "task_running":
+                assert len(submits) == 1  # resumed by polling the stored task id
+            log_text = log.read_text()
+            assert telegram.token not in log_text and API_KEY not in log_text
+        finally:
+            await emulator.close()
