@@ -486,17 +486,22 @@ class JobRunner:
     # --- failures and status ---------------------------------------------------------------
 
     async def _fail(self, job: Job, exc: BotError) -> None:
+        """Refund, finish the job, tell the user in a reply (replies notify; edits do not)."""
         _, lang = self.spec_of(job)
         code = getattr(exc, "code", None) or getattr(exc, "key", None) or type(exc).__name__
         logger.info("job %s failed: %s", job.id, exc)
         current = await self.store.get_job(job.id)
-        if not current.state.is_final:
-            await self.store.mark_failed(job.id, str(code), str(exc)[:500])
-        message = failure_text(exc, lang)
+        if current.state.is_final:
+            return  # already finished and announced (a resumed job failing again)
+        await self.store.mark_failed(job.id, str(code), str(exc)[:500])
+        try:
+            await self.messenger.send_text(
+                job.chat_id, f"❌ {failure_text(exc, lang)}", reply_to=job.request_message_id
+            )
+        except BotError as send_error:  # e.g. the user blocked the bot: nothing more to do
+            logger.info("job %s: could not announce the failure: %s", job.id, send_error)
         if job.status_message_id is not None:
-            await self._status(job, f"❌ {message}", force=True)
-        else:
-            await self.messenger.send_text(job.chat_id, message, reply_to=job.request_message_id)
+            await self.messenger.delete(job.chat_id, job.status_message_id)
         if isinstance(exc, AccountError):
             await self._alert_admins(exc)
 

@@ -275,7 +275,7 @@ async def test_failed_task_refunds_and_explains(harness: Harness) -> None:
     harness.emulator.script_next_task("failed")
     tg.send_photo(alice, tg.private_chat(alice), make_image(), "/colorize")
     failure = await tg.wait_for_call(
-        "editMessageText", lambda c: "Nothing was charged" in c.params["text"]
+        "sendMessage", lambda c: "Nothing was charged" in c.params["text"]
     )
     assert "failed" in failure.params["text"]
     await harness.settled()
@@ -287,7 +287,7 @@ async def test_content_refusal_is_explained(harness: Harness) -> None:
     alice = harness.user(1)
     tg.send_photo(alice, tg.private_chat(alice), make_image(), "/edit BLOCKED-CONTENT please")
     await tg.wait_for_call(
-        "editMessageText",
+        "sendMessage",
         lambda c: (
             "content check" in c.params["text"] and "Nothing was charged" in c.params["text"]
         ),
