@@ -196,6 +196,9 @@ class JobRunner:
         self._resumed: set[asyncio.Task[None]] = set()
         self._deliveries: set[asyncio.Task[None]] = set()
         self._last_status_edit: dict[int, float] = {}
+        self._shown_position: dict[int, int] = {}  # job id -> queue position its status shows
+        self._refresh: asyncio.Task[None] | None = None
+        self._refresh_again = False
         self._stopping = False
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -221,6 +224,8 @@ class JobRunner:
         """Stop taking work; let deliveries under way finish; leave the rest resumable."""
         self._stopping = True
         tasks = [*self._workers, *self._resumed]
+        if self._refresh is not None:
+            tasks.append(self._refresh)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -290,10 +295,11 @@ class JobRunner:
                 text("quota_exceeded", lang, remaining=exc.remaining, requested=exc.requested,
                      limit=status.limit + status.granted),
             )
-        position = await self.store.queue_position(job.id) or 1
+        position = await self._waiting_position(job.id)
         status_id = await self.messenger.send_text(
             who.chat_id, self._queued_text(lang, position), reply_to=who.message_id
         )
+        self._shown_position[job.id] = position
         await self.store.set_status_message(job.id, status_id)
         self._wake.set()
         return Accepted(job=job, status_message_id=status_id)
@@ -335,6 +341,33 @@ class JobRunner:
     def _queued_text(self, lang: Lang, position: int) -> str:
         return text("status_queued", lang, position=position)
 
+    async def _waiting(self) -> list[Job]:
+        """Queued jobs no worker has taken yet, in the order they will be taken."""
+        return [job for job in await self.store.queued_jobs_fair() if job.id not in self._claimed]
+
+    async def _waiting_position(self, job_id: int) -> int:
+        waiting = await self._waiting()
+        return next((i for i, job in enumerate(waiting, start=1) if job.id == job_id), 1)
+
+    def _queue_moved(self) -> None:
+        """Refresh the positions shown in status messages, one refresh at a time."""
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh_again = True
+            return
+        self._refresh = asyncio.create_task(self._refresh_positions())
+
+    async def _refresh_positions(self) -> None:
+        while True:
+            self._refresh_again = False
+            for position, job in enumerate(await self._waiting(), start=1):
+                if self._shown_position.get(job.id) in (None, position):
+                    continue  # not announced by this process yet, or unchanged
+                _, lang = self.spec_of(job)
+                if await self._status(job, self._queued_text(lang, position)):
+                    self._shown_position[job.id] = position
+            if not self._refresh_again:
+                return
+
     # --- workers ---------------------------------------------------------------------------
 
     async def _next_job(self, model: Model) -> Job:
@@ -343,6 +376,8 @@ class JobRunner:
             for job in await self.store.queued_jobs_fair():
                 if job.model == model.value and job.id not in self._claimed:
                     self._claimed.add(job.id)
+                    self._shown_position.pop(job.id, None)
+                    self._queue_moved()
                     return job
             await self._wake.wait()
 
@@ -524,19 +559,22 @@ class JobRunner:
                                    message=html.escape(exc.message))
                 )
 
-    async def _status(self, job: Job, message: str, *, force: bool = False) -> None:
+    async def _status(self, job: Job, message: str, *, force: bool = False) -> bool:
+        """Edit the job's status line, at most once per interval per chat; True if edited."""
         if job.status_message_id is None:
-            return
+            return False
         now = self._clock()
         interval = STATUS_EDIT_INTERVAL_GROUP if job.chat_id < 0 else STATUS_EDIT_INTERVAL_PRIVATE
         last = self._last_status_edit.get(job.chat_id)
         if not force and last is not None and now - last < interval:
-            return
+            return False
         self._last_status_edit[job.chat_id] = now
         try:
             await self.messenger.edit_text(job.chat_id, job.status_message_id, message)
         except BotError as exc:  # a status line is never worth failing a job over
             logger.info("status edit for job %s failed: %s", job.id, exc)
+            return False
+        return True
 
     @staticmethod
     def spec_of(job: Job) -> tuple[ParsedCommand, Lang]:

@@ -225,7 +225,7 @@ CATALOGUE: dict[str, Text] = {
     # --- bot, pipeline and handlers --------------------------------------------------------------
     # status of a job
     "status_queued": Text(
-        "🕐 已排队，前面还有 {position} 个请求。完成后我会把图片回复给你。",
+        "🕐 已排队（第 {position} 位）。完成后我会把图片回复给你。",
         "🕐 Queued, position {position}. I'll reply with the image when it's ready.",
     ),
     "status_working": Text("🎨 正在处理…", "🎨 Working on it…"),
@@ -315,9 +315,10 @@ CATALOGUE: dict[str, Text] = {
     ),
     "erase_ask_mask": Text(
         "现在请发送蒙版图片（10 分钟内）：<b>白色</b> = 要修改的区域，<b>黑色</b> = 保持不变。"
-        "和原图尺寸不同也没关系。可以在说明里写上提示词。发送 /cancel 取消。",
+        "蒙版的长宽比例要和原图一致，尺寸可以不同。可以在说明里写上提示词。发送 /cancel 取消。",
         "Now send the mask image (within 10 minutes): <b>white</b> = the area to change, "
-        "<b>black</b> = keep. Any size is fine. You may put a prompt in its caption. "
+        "<b>black</b> = keep, same shape as the photo (any size). You may put a prompt in its "
+        "caption. "
         "Send /cancel to stop.",
     ),
     "erase_ask_mask_group": Text(

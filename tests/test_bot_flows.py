@@ -201,3 +201,23 @@ async def test_account_error_tells_the_user_and_alerts_admins_once_an_hour(
     assert len(alerts) == 1
     assert await harness.services.store.quota_status(1) is not None
     assert (await harness.services.store.quota_status(1)).used == 0
+
+
+async def test_queued_status_shows_the_position_moving_up(harness: Harness) -> None:
+    tg = harness.telegram
+    harness.emulator.slow_next("submit", 0.4, times=8)
+    for user_id in range(1, 8):
+        user = harness.user(user_id)
+        last = tg.send_photo(user, tg.private_chat(user), make_image(), "/colorize")
+        first_status = await harness.reply_to(last)  # accepted one after the other
+    assert "position" in first_status.params["text"]
+    shown = int(first_status.params["text"].split("position ")[1].split(".")[0])
+    assert shown > 1
+    moved = await tg.wait_for_call(
+        "editMessageText",
+        lambda c: int(c.params["message_id"]) == first_status.result["message_id"]
+        and str(c.params["chat_id"]) == str(last["chat"]["id"])
+        and "position" in c.params["text"],
+    )
+    assert int(moved.params["text"].split("position ")[1].split(".")[0]) < shown
+    await harness.settled(timeout=20)
