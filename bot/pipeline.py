@@ -389,9 +389,13 @@ class JobRunner:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # A bug, not a foreseen failure: refund and tell the user rather than lose the job.
+                # A bug, not a foreseen failure: refund and tell the user rather than lose the job,
+                # and keep this worker alive whatever happens.
                 logger.exception("job %s crashed", job.id)
-                await self._fail(job, BotError("internal error"))
+                try:
+                    await self._fail(job, BotError("internal error"))
+                except Exception:
+                    logger.exception("job %s could not be failed cleanly", job.id)
             finally:
                 self._claimed.discard(job.id)
                 self._wake.set()

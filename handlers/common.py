@@ -35,6 +35,14 @@ def image_of(message: Message | None) -> ImageRef | None:
     return None
 
 
+def looks_like_image(message: Message) -> bool:
+    """A photo, a sticker, or a document whose type says image (or says nothing)."""
+    if message.document is None:
+        return image_of(message) is not None
+    mime = message.document.mime_type or ""
+    return not mime or mime.startswith("image/")
+
+
 def is_group(update: Update) -> bool:
     chat = update.effective_chat
     return chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)

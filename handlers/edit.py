@@ -22,7 +22,7 @@ from bot.pipeline import Requester, explain
 from bot.ports import Button, Keyboard
 from bot.services import BotContext
 from bot.texts import Lang, text
-from handlers.common import ImageRef, image_of, reply, requester
+from handlers.common import ImageRef, image_of, looks_like_image, reply, requester
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +93,10 @@ async def on_message(update: Update, context: BotContext) -> None:
                 return
             assert parsed is not None
             await run_command(context, who, parsed, image, f"/edit {content}")
-        else:
+        elif looks_like_image(message):
             await offer_actions(context, who, image)
+        else:
+            await reply(message, context, text("image_not_image", who.lang))
         return
 
     if private and message.text:

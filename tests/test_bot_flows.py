@@ -221,3 +221,16 @@ async def test_queued_status_shows_the_position_moving_up(harness: Harness) -> N
     )
     assert int(moved.params["text"].split("position ")[1].split(".")[0]) < shown
     await harness.settled(timeout=20)
+
+
+async def test_a_non_image_file_without_caption_is_not_offered_actions(harness: Harness) -> None:
+    tg = harness.telegram
+    alice = harness.user(1)
+    document = tg.send_document(
+        alice, tg.private_chat(alice), b"PK\x03\x04 zip", file_name="a.zip",
+        mime_type="application/zip",
+    )
+    answer = await harness.reply_to(document)
+    assert "not a picture" in answer.params["text"]
+    assert "reply_markup" not in answer.params
+    assert not tg.calls_to("getFile")
