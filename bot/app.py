@@ -20,6 +20,7 @@ from telegram.ext import (
 )
 
 from bot.bailian import DEFAULT_RETRY_POLICY, BailianClient, PollPolicy, RetryPolicy
+from bot.bailian.client import REQUEST_TIMEOUT
 from bot.config import Settings
 from bot.errors import BotError
 from bot.pending import PendingStore
@@ -47,10 +48,12 @@ def build_application(
     *,
     poll_policy: PollPolicy | None = None,
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> BotApplication:
     """The Application with every handler registered, in one place.
 
-    ``poll_policy`` and ``retry_policy`` tune the DashScope adapter (tests use short ones).
+    ``poll_policy``, ``retry_policy`` and ``request_timeout`` tune the DashScope adapter (tests
+    use short ones).
     """
     context_types = ContextTypes(context=BotContext)
     application: BotApplication = (
@@ -70,6 +73,7 @@ def build_application(
     application.bot_data["settings"] = settings
     application.bot_data["poll_policy"] = poll_policy
     application.bot_data["retry_policy"] = retry_policy
+    application.bot_data["request_timeout"] = request_timeout
 
     new_messages = filters.UpdateType.MESSAGE
     application.add_handler(TypeHandler(Update, track_user), group=-1)
@@ -102,6 +106,7 @@ async def _open_services(application: BotApplication) -> None:
         poll_interval=settings.dashscope_poll_interval,
         poll_policy=application.bot_data["poll_policy"],
         retry=application.bot_data["retry_policy"],
+        request_timeout=application.bot_data["request_timeout"],
     )
     messenger = TelegramMessenger(application.bot)
     runner = JobRunner(
@@ -109,7 +114,8 @@ async def _open_services(application: BotApplication) -> None:
         client=client,
         messenger=messenger,
         admin_ids=settings.admin_user_ids,
-        wanx_workers=settings.dashscope_max_tasks + 1,
+        # Twice the slots: while one job of a slot is being delivered, the next is ready to submit.
+        wanx_workers=2 * settings.dashscope_max_tasks,
     )
     me = await application.bot.get_me()
     if not me.username:  # every bot has one; commands like /edit@name depend on it
