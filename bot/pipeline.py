@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -315,22 +315,24 @@ class JobRunner:
         validate_request(build_edit_request(parsed, _PLACEHOLDER_IMAGE, mask, scales))
 
     async def prepared_input(self, file_id: str, model: Model) -> PreparedImage:
-        key = f"{file_id}|{model.value}"
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        raw = await self.messenger.download(file_id)
-        prepared = await prepare_image_async(raw, model)
-        self._cache.put(key, prepared)
-        return prepared
+        return await self._prepared(
+            f"{file_id}|{model.value}", file_id, lambda raw: prepare_image_async(raw, model)
+        )
 
     async def prepared_mask(self, file_id: str, size: tuple[int, int]) -> PreparedImage:
-        key = f"{file_id}|mask|{size[0]}x{size[1]}"
+        return await self._prepared(
+            f"{file_id}|mask|{size[0]}x{size[1]}", file_id,
+            lambda raw: prepare_mask_async(raw, size),
+        )
+
+    async def _prepared(
+        self, key: str, file_id: str, prepare: Callable[[bytes], Awaitable[PreparedImage]]
+    ) -> PreparedImage:
+        """Download and prepare once; later calls for the same key come from the cache."""
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        raw = await self.messenger.download(file_id)
-        prepared = await prepare_mask_async(raw, size)
+        prepared = await prepare(await self.messenger.download(file_id))
         self._cache.put(key, prepared)
         return prepared
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 
-from telegram import Update
+from telegram import Message, Update
 
 from bot.services import BotContext
 from bot.texts import Lang, text
@@ -58,6 +59,31 @@ async def _target(
     return user, args[1:]
 
 
+@dataclass(frozen=True)
+class AdminRequest:
+    lang: Lang
+    message: Message
+    admin_id: int
+    user: User  # whom the command is about
+    rest: list[str]  # the arguments after the user
+
+
+async def _admin_request(
+    update: Update, context: BotContext, *, values: int
+) -> AdminRequest | None:
+    """Refuse non-admins, then resolve the target user; None once the admin was answered."""
+    lang = await _admin_lang(update, context)
+    if lang is None:
+        return None
+    message = update.effective_message
+    admin = update.effective_user
+    assert message is not None and admin is not None
+    found = await _target(update, context, list(context.args or []), lang, values=values)
+    if found is None:
+        return None
+    return AdminRequest(lang, message, admin.id, *found)
+
+
 def _is_int(token: str) -> bool:
     return bool(re.fullmatch(r"-?\d+", token))
 
@@ -69,51 +95,43 @@ def _who(user: User) -> str:
 
 async def set_quota(update: Update, context: BotContext) -> None:
     """/setquota <user> <n|default>: a personal monthly limit."""
-    lang = await _admin_lang(update, context)
-    if lang is None:
+    request = await _admin_request(update, context, values=1)
+    if request is None:
         return
-    message = update.effective_message
-    admin = update.effective_user
-    assert message is not None and admin is not None
-    found = await _target(update, context, list(context.args or []), lang, values=1)
-    if found is None:
-        return
-    user, rest = found
-    value = rest[0].lower() if rest else ""
+    lang, store = request.lang, context.services.store
+    value = request.rest[0].lower() if request.rest else ""
     if value == "default":
         limit: int | None = None
     elif value.isdigit() and int(value) <= MAX_ADMIN_IMAGES:
         limit = int(value)
     else:
-        await reply(message, context, text("admin_usage_setquota", lang))
+        await reply(request.message, context, text("admin_usage_setquota", lang))
         return
-    await context.services.store.set_monthly_limit(admin.id, user.user_id, limit)
-    status = await context.services.store.quota_status(user.user_id)
-    await reply(message, context, text("admin_quota_set", lang, user=_who(user),
-                                       limit=status.limit, remaining=status.remaining))
+    await store.set_monthly_limit(request.admin_id, request.user.user_id, limit)
+    status = await store.quota_status(request.user.user_id)
+    await reply(request.message, context, text(
+        "admin_quota_set", lang, user=_who(request.user), limit=status.limit,
+        remaining=status.remaining,
+    ))
 
 
 async def grant(update: Update, context: BotContext) -> None:
     """/grant <user> <n>: extra images for this month (negative takes back)."""
-    lang = await _admin_lang(update, context)
-    if lang is None:
+    request = await _admin_request(update, context, values=1)
+    if request is None:
         return
-    message = update.effective_message
-    admin = update.effective_user
-    assert message is not None and admin is not None
-    found = await _target(update, context, list(context.args or []), lang, values=1)
-    if found is None:
+    lang, rest = request.lang, request.rest
+    if not rest or not _is_int(rest[0]) or not 0 < abs(int(rest[0])) <= MAX_ADMIN_IMAGES:
+        await reply(request.message, context, text("admin_usage_grant", lang))
         return
-    user, rest = found
-    if not rest or not _is_int(rest[0]) or abs(int(rest[0])) > MAX_ADMIN_IMAGES or (
-        int(rest[0]) == 0
-    ):
-        await reply(message, context, text("admin_usage_grant", lang))
-        return
-    status = await context.services.store.grant_extra(admin.id, user.user_id, int(rest[0]))
-    await reply(message, context, text("admin_granted", lang, user=_who(user),
-                                       images=int(rest[0]), granted=status.granted,
-                                       remaining=status.remaining))
+    images = int(rest[0])
+    status = await context.services.store.grant_extra(
+        request.admin_id, request.user.user_id, images
+    )
+    await reply(request.message, context, text(
+        "admin_granted", lang, user=_who(request.user), images=images, granted=status.granted,
+        remaining=status.remaining,
+    ))
 
 
 async def ban(update: Update, context: BotContext) -> None:
@@ -127,22 +145,17 @@ async def unban(update: Update, context: BotContext) -> None:
 
 
 async def _set_banned(update: Update, context: BotContext, *, banned: bool) -> None:
-    lang = await _admin_lang(update, context)
-    if lang is None:
+    request = await _admin_request(update, context, values=0)
+    if request is None:
         return
-    message = update.effective_message
-    admin = update.effective_user
-    assert message is not None and admin is not None
-    found = await _target(update, context, list(context.args or []), lang, values=0)
-    if found is None:
-        return
-    user, _ = found
+    user = request.user
     if banned and context.services.is_admin(user.user_id):
-        await reply(message, context, text("admin_cannot_ban_admin", lang))
+        await reply(request.message, context, text("admin_cannot_ban_admin", request.lang))
         return
-    await context.services.store.set_banned(admin.id, user.user_id, banned)
-    await reply(message, context, text("admin_banned" if banned else "admin_unbanned", lang,
-                                       user=_who(user)))
+    await context.services.store.set_banned(request.admin_id, user.user_id, banned)
+    await reply(request.message, context, text(
+        "admin_banned" if banned else "admin_unbanned", request.lang, user=_who(user)
+    ))
 
 
 async def usage(update: Update, context: BotContext) -> None:
