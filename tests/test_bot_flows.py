@@ -234,3 +234,33 @@ async def test_a_non_image_file_without_caption_is_not_offered_actions(harness: 
     assert "not a picture" in answer.params["text"]
     assert "reply_markup" not in answer.params
     assert not tg.calls_to("getFile")
+
+
+async def test_admin_targets_by_reply_and_explains_mistakes(harness: Harness) -> None:
+    tg = harness.telegram
+    admin = harness.user(ADMIN_ID, "Root")
+    alice = harness.user(1, "Alice", username="alice")
+    group = tg.group_chat(-100900)
+    said = tg.send_text(alice, group, "/quota@BailianTestBot")
+    await harness.reply_to(said)
+    store = harness.services.store
+
+    async def admin_says(text: str, reply_to: dict[str, Any] | None = None) -> str:
+        message = tg.send_text(admin, group, text, reply_to=reply_to)
+        return str((await harness.reply_to(message)).params["text"])
+
+    assert "Granted" in await admin_says("/grant 2", reply_to=said)
+    assert (await store.quota_status(1)).granted == 2
+    assert "Granted" in await admin_says("/grant -1", reply_to=said)
+    assert (await store.quota_status(1)).granted == 1
+    assert "Unknown user" in await admin_says("/setquota @nobody 3")
+    assert "Usage: /setquota" in await admin_says("/setquota @alice lots")
+    assert "Name the user" in await admin_says("/ban")
+    assert "cannot be banned" in await admin_says(f"/ban {ADMIN_ID}")
+    assert "12" in await admin_says("/setquota @alice 12")
+    assert (await store.quota_status(1)).limit == 12
+    await admin_says("/setquota @alice default")
+    assert (await store.quota_status(1)).limit == 5
+    assert "Usage: /usage" in await admin_says("/usage 2026-13")
+    log = await store.audit_log()
+    assert [entry.action for entry in log][:2] == ["set_limit", "set_limit"]
