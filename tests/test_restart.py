@@ -121,3 +121,32 @@ async def test_sigkill_mid_job_then_restart_delivers_once_and_charges_once(
             assert telegram.token not in log_text and API_KEY not in log_text
         finally:
             await emulator.close()
+
+
+async def test_sigterm_stops_cleanly_and_the_job_resumes(tmp_path: Path) -> None:
+    database = tmp_path / "bot.sqlite3"
+    log = tmp_path / "bot.log"
+    async with FakeTelegram() as telegram:
+        emulator = DashScopeEmulator(api_key=API_KEY, latency=(2.0, 2.0), seed=4)
+        await emulator.start()
+        try:
+            env = bot_env(telegram, emulator, database)
+            alice = telegram.user(1, "Alice")
+            request = telegram.send_photo(
+                alice, telegram.private_chat(alice), make_image(), "/colorize"
+            )
+            async with bot_process(env, log) as first:
+                await wait_until(lambda: emulator.requests_to("query"), timeout=20)
+                first.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(first.wait(), timeout=15) == 0, log.read_text()
+            assert job_states(database)[0][0] == "submitted"
+            async with bot_process(env, log):
+                await telegram.wait_for_call(
+                    "sendPhoto", lambda c: replied_to(c) == request["message_id"], timeout=30
+                )
+                await wait_until(lambda: job_states(database)[0][0] == "delivered", timeout=10)
+            assert len(emulator.requests_to("submit")) == 1
+            assert await quota_of(database, 1) == (1, 0)
+            assert "Traceback" not in log.read_text()
+        finally:
+            await emulator.close()
