@@ -92,7 +92,7 @@ class Requester:
 @dataclass(frozen=True)
 class Accepted:
     job: Job
-    status_message_id: int
+    status_message_id: int | None  # None when the status line could not be sent
 
 
 @dataclass(frozen=True)
@@ -296,9 +296,15 @@ class JobRunner:
                      limit=status.limit + status.granted),
             )
         position = await self._waiting_position(job.id)
-        status_id = await self.messenger.send_text(
-            who.chat_id, self._queued_text(lang, position), reply_to=who.message_id
-        )
+        try:
+            status_id = await self.messenger.send_text(
+                who.chat_id, self._queued_text(lang, position), reply_to=who.message_id
+            )
+        except DeliveryError as exc:
+            # The job is durable already: it runs, and its result or failure is sent as usual.
+            logger.info("job %s: the queued status could not be sent: %s", job.id, exc)
+            self._wake.set()
+            return Accepted(job=job, status_message_id=None)
         self._shown_position[job.id] = position
         await self.store.set_status_message(job.id, status_id)
         self._wake.set()

@@ -76,11 +76,12 @@ class TelegramMessenger:
         self, chat_id: int, text: str, *, reply_to: int | None = None,
         keyboard: Keyboard | None = None,
     ) -> int:
-        message = await self._retrying(
-            lambda: self.bot.send_message(
-                chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=_reply(reply_to),
+        message = await self._replying(
+            lambda reply: self.bot.send_message(
+                chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply,
                 reply_markup=to_markup(keyboard),
-            )
+            ),
+            reply_to,
         )
         return message.message_id
 
@@ -120,21 +121,21 @@ class TelegramMessenger:
         if len(images) == 1:
             image = images[0]
             if image.as_photo:
-                sent.append(await self._retrying(lambda: self.bot.send_photo(
+                sent.append(await self._replying(lambda reply: self.bot.send_photo(
                     chat_id, image.data, caption=caption, parse_mode=ParseMode.HTML,
-                    reply_parameters=_reply(reply_to), reply_markup=markup,
+                    reply_parameters=reply, reply_markup=markup,
                     filename=image.filename,
-                )))
+                ), reply_to))
             else:
                 sent.append(await self._send_document(chat_id, image, caption, reply_to, markup))
         else:
             sent.extend(await self._send_album(chat_id, images, caption, reply_to))
             # An album cannot carry buttons: they come in a short message of their own.
             if markup is not None:
-                await self._retrying(lambda: self.bot.send_message(
+                await self._replying(lambda reply: self.bot.send_message(
                     chat_id, caption, parse_mode=ParseMode.HTML,
-                    reply_parameters=_reply(sent[0].message_id), reply_markup=markup,
-                ))
+                    reply_parameters=reply, reply_markup=markup,
+                ), sent[0].message_id)
         for image in images:
             if image.also_document and image.as_photo:
                 await self._send_document(chat_id, image, None, reply_to, None)
@@ -144,11 +145,11 @@ class TelegramMessenger:
         self, chat_id: int, image: OutgoingImage, caption: str | None, reply_to: int,
         markup: InlineKeyboardMarkup | None,
     ) -> Message:
-        return await self._retrying(lambda: self.bot.send_document(
+        return await self._replying(lambda reply: self.bot.send_document(
             chat_id, image.data, caption=caption, parse_mode=ParseMode.HTML,
-            reply_parameters=_reply(reply_to), reply_markup=markup, filename=image.filename,
+            reply_parameters=reply, reply_markup=markup, filename=image.filename,
             disable_content_type_detection=True,
-        ))
+        ), reply_to)
 
     async def _send_album(
         self, chat_id: int, images: Sequence[OutgoingImage], caption: str, reply_to: int
@@ -169,9 +170,23 @@ class TelegramMessenger:
                     image.data, caption=caption if first else None,
                     parse_mode=ParseMode.HTML, filename=image.filename,
                 ))
-        return await self._retrying(lambda: self.bot.send_media_group(
-            chat_id, media, reply_parameters=_reply(reply_to)
-        ))
+        return await self._replying(lambda reply: self.bot.send_media_group(
+            chat_id, media, reply_parameters=reply
+        ), reply_to)
+
+    async def _replying(
+        self, send: Callable[[ReplyParameters | None], Awaitable[T]], reply_to: int | None
+    ) -> T:
+        """Send as a reply to ``reply_to``; if that message is gone, send without the reply."""
+        try:
+            return await self._retrying(lambda: send(_reply(reply_to)))
+        except DeliveryError as exc:
+            # allow_sending_without_reply should prevent this, but a delivery must not be lost
+            # to a deleted request whatever path the server takes.
+            if reply_to is None or "replied not found" not in exc.reason.lower():
+                raise
+        logger.info("message %s to reply to is gone: sending without the reply", reply_to)
+        return await self._retrying(lambda: send(None))
 
     async def _retrying(self, send: Callable[[], Awaitable[T]]) -> T:
         """Send, trying again after transient failures; flood limits are the rate limiter's."""

@@ -14,6 +14,7 @@ from PIL import Image
 
 from bot.app import build_application
 from bot.bailian import PollPolicy, RetryPolicy
+from bot.bailian.client import REQUEST_TIMEOUT
 from bot.bailian.emulator import DashScopeEmulator
 from bot.config import Settings, load_settings
 from bot.services import SERVICES_KEY, BotApplication, Services
@@ -76,10 +77,13 @@ TEST_RETRY_POLICY = RetryPolicy(initial_delay=0.01, max_delay=0.05, total_budget
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[BotApplication]:
+async def running(
+    settings: Settings, *, request_timeout: float = REQUEST_TIMEOUT
+) -> AsyncIterator[BotApplication]:
     """Run the Application as ``run_polling`` would: init, post_init, poll; then the reverse."""
     application = build_application(
-        settings, poll_policy=TEST_POLL_POLICY, retry_policy=TEST_RETRY_POLICY
+        settings, poll_policy=TEST_POLL_POLICY, retry_policy=TEST_RETRY_POLICY,
+        request_timeout=request_timeout,
     )
     await application.initialize()
     assert application.post_init is not None

@@ -50,6 +50,8 @@ CANCEL_PATH = "/tasks/{task_id}/cancel"
 # Connecting is separate from waiting for the answer: a connect that times out never sent
 # anything, so even a submit may be retried after it.
 CONNECT_TIMEOUT = 10.0
+# Longest wait for one answer (connect included).
+REQUEST_TIMEOUT = 60.0
 DOWNLOAD_CHUNK = 64 * 1024
 
 
@@ -109,7 +111,7 @@ class BailianClient:
         max_tasks: int = 2,
         poll_interval: float = 2.0,
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
-        request_timeout: float = 60.0,
+        request_timeout: float = REQUEST_TIMEOUT,
         poll_policy: PollPolicy | None = None,
     ) -> None:
         self._session = session

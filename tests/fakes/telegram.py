@@ -658,6 +658,7 @@ class FakeTelegram:
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._profile_texts: dict[tuple[str, str], str] = {}
         self._faults: dict[str, list[_Fault]] = {}
+        self._delays: dict[str, list[float]] = {}
         handlers: dict[str, Callable[[ApiCall], Awaitable[Any]]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -1077,6 +1078,14 @@ class FakeTelegram:
             _Fault(error_code, description, retry_after, times, chat_id)
         )
 
+    def slow_next(self, method: str, delay: float, *, times: int = 1) -> None:
+        """Carry out the next `times` successful calls of `method`; hold each answer `delay` s.
+
+        The call takes effect at once (a held sendPhoto has already posted its photo): only the
+        answer is late, as when a connection stalls, or a bot is killed before reading it.
+        """
+        self._delays.setdefault(method.lower(), []).extend([delay] * times)
+
     def drop_next_get_updates(self, times: int = 1) -> None:
         """Close the connection of the next getUpdates calls without answering."""
         self._drop_get_updates += times
@@ -1164,6 +1173,8 @@ class FakeTelegram:
             _LOGGER.exception("FakeTelegram failed to handle %s", call.method)
             self.internal_errors.append(exc)
             return BotApiError(500, f"Internal Server Error: fake failed: {exc!r}").payload()
+        if delays := self._delays.get(call.method.lower()):
+            await asyncio.sleep(delays.pop(0))
         return {"ok": True, "result": result}
 
     @staticmethod
