@@ -91,7 +91,10 @@ async def _upscale(update: Update, context: BotContext, rest: str, lang: Lang) -
     job_id, _, _, _, chat_id, request_id = owned
     raw = await context.services.store.get_setting(f"results:{job_id}")
     file_ids: list[str] = json.loads(raw) if raw else []
+    # Only the plain indices our buttons carry: int() also takes "-1", "+0" and non-ASCII digits.
     try:
+        if not (index_text.isascii() and index_text.isdigit()):
+            raise ValueError(index_text)
         file_id = file_ids[int(index_text)]
     except (ValueError, IndexError):
         await query.answer(text("button_expired", lang), show_alert=True)
