@@ -67,6 +67,9 @@ _PLACEHOLDER_IMAGE = "data:image/png;base64,"
 # Prepared inputs kept between acceptance and the worker, so a queued job usually needs no second
 # download; bounded so a deep queue holds ids, not image bytes.
 PREPARED_CACHE_BYTES = 64 * 1024 * 1024
+# Images decoded at once: a 64-megapixel input takes ~256 MB while it is converted, and there
+# are only two cores to share anyway.
+PREPARE_CONCURRENCY = 2
 # Status-message edits: at most one per this many seconds per chat (final states always go out).
 STATUS_EDIT_INTERVAL_PRIVATE = 1.0
 STATUS_EDIT_INTERVAL_GROUP = 3.0
@@ -190,6 +193,7 @@ class JobRunner:
         self._qwen_workers = qwen_workers
         self._clock = clock
         self._cache = PreparedCache()
+        self._preparing = asyncio.Semaphore(PREPARE_CONCURRENCY)
         self._wake = asyncio.Event()
         self._claimed: set[int] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -338,7 +342,9 @@ class JobRunner:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        prepared = await prepare(await self.messenger.download(file_id))
+        raw = await self.messenger.download(file_id)
+        async with self._preparing:
+            prepared = await prepare(raw)
         self._cache.put(key, prepared)
         return prepared
 
