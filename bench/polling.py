@@ -16,6 +16,7 @@ import base64
 import io
 import statistics
 import time
+from collections.abc import Sequence
 
 import aiohttp
 from PIL import Image
@@ -99,7 +100,7 @@ async def run(
     print(f"wall time {elapsed:.1f} s")
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--qps", type=float, default=50.0)
@@ -107,10 +108,20 @@ def main() -> None:
     parser.add_argument("--latency", type=float, nargs=2, default=(5.0, 15.0))
     parser.add_argument("--max-tasks", type=int, default=None, help="default: --tasks")
     parser.add_argument("--lag-per-poll", type=float, default=PollPolicy().lag_per_poll)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 4 tasks, everything 25x faster"
+    )
+    args = parser.parse_args(argv)
     policy = PollPolicy(lag_per_poll=args.lag_per_poll)
     latency = (args.latency[0], args.latency[1])
-    asyncio.run(run(args.tasks, args.qps, args.seed, latency, policy, args.max_tasks))
+    tasks, qps = args.tasks, args.qps
+    if args.quick:
+        from bench.slots import QUICK_SCALE, scaled_policy
+
+        policy = scaled_policy(QUICK_SCALE, args.lag_per_poll)
+        latency = (latency[0] * QUICK_SCALE, latency[1] * QUICK_SCALE)
+        tasks, qps = 4, qps / QUICK_SCALE
+    asyncio.run(run(tasks, qps, args.seed, latency, policy, args.max_tasks))
 
 
 if __name__ == "__main__":

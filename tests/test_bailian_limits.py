@@ -47,7 +47,8 @@ async def test_below_one_qps_spaces_requests() -> None:
 
 
 async def test_submits_go_before_polls_that_waited_longer() -> None:
-    limiter = RateLimiter(6, margin=0.0)
+    # No reserve: six polls fill the window, so everything below waits for it to slide.
+    limiter = RateLimiter(6, margin=0.0, poll_reserve=0)
     order: list[str] = []
     for _ in range(6):
         await limiter.acquire(Priority.POLL)  # the window is now full
@@ -64,6 +65,51 @@ async def test_submits_go_before_polls_that_waited_longer() -> None:
     limiter.close()
     assert order == ["submit0", "submit1", "query", "poll0", "poll1", "poll2"]
     assert limiter.grants_by_priority[Priority.POLL] == 9
+
+
+async def test_polls_leave_a_grant_free_for_a_submit() -> None:
+    limiter = RateLimiter(6, margin=0.0, poll_reserve=1)
+    assert limiter.poll_capacity == 5
+    for _ in range(5):
+        await limiter.acquire(Priority.POLL)
+    sixth_poll = asyncio.create_task(limiter.acquire(Priority.POLL))
+    await asyncio.sleep(0.05)
+    assert not sixth_poll.done()  # the window holds 5 polls: their share is used up
+    started = time.monotonic()
+    await limiter.acquire(Priority.SUBMIT)
+    assert time.monotonic() - started < 0.05  # the reserved grant, at once
+    await sixth_poll  # after the window slides
+    limiter.close()
+    assert limiter.max_wait[Priority.SUBMIT] < 0.05
+    assert 0.9 < limiter.max_wait[Priority.POLL] < 1.2
+
+
+async def test_a_submit_arriving_behind_a_waiting_poll_is_served_when_the_window_allows() -> None:
+    limiter = RateLimiter(6, margin=0.0, poll_reserve=1)
+    started = time.monotonic()
+    await limiter.acquire(Priority.POLL)  # t=0
+    await asyncio.sleep(0.3)
+    for _ in range(4):
+        await limiter.acquire(Priority.POLL)  # t=0.3
+    await limiter.acquire(Priority.SUBMIT)  # t=0.3: the window is full
+    poll = asyncio.create_task(limiter.acquire(Priority.POLL))  # may go at 1.3 (polls' share)
+    await asyncio.sleep(0.05)
+    await limiter.acquire(Priority.SUBMIT)  # may go at 1.0, when the first grant leaves
+    submitted_after = time.monotonic() - started
+    await poll
+    limiter.close()
+    assert submitted_after == pytest.approx(1.0, abs=0.1)
+    assert time.monotonic() - started == pytest.approx(1.3, abs=0.1)
+
+
+@pytest.mark.parametrize("qps", [1.0, 0.5])
+async def test_polls_still_run_when_the_window_holds_one_grant(qps: float) -> None:
+    limiter = RateLimiter(qps, margin=0.0, poll_reserve=1)
+    assert limiter.poll_capacity == 1
+    started = time.monotonic()
+    await limiter.acquire(Priority.POLL)
+    limiter.close()
+    assert time.monotonic() - started < 0.05
 
 
 async def test_a_cancelled_waiter_does_not_use_a_grant() -> None:
@@ -180,3 +226,53 @@ def test_latency_model_learns_the_region_and_resists_survivorship() -> None:
     assert model.region() == (1.5, 3.5)
     # Another task is 9 s old and still running: durations that long exist.
     assert model.region(running_elapsed=9.0) == (1.5, 9.5)
+
+
+async def test_an_exchange_counts_until_it_ends_and_then_from_its_end() -> None:
+    limiter = RateLimiter(1, margin=0.0)
+    started = time.monotonic()
+    async with limiter.request(Priority.SUBMIT):
+        await asyncio.sleep(0.4)  # sent late, or answered slowly: the service saw it by now
+    await limiter.acquire(Priority.SUBMIT)
+    limiter.close()
+    # Stamped at its end (0.4 s), so the next grant comes a window after that, not after 1.0 s.
+    assert time.monotonic() - started == pytest.approx(1.4, abs=0.1)
+
+
+async def test_exchanges_under_way_never_expire_from_the_window() -> None:
+    limiter = RateLimiter(2, margin=0.0)
+    release = asyncio.Event()
+
+    async def slow_exchange() -> None:
+        async with limiter.request(Priority.QUERY):
+            await release.wait()
+
+    exchanges = [asyncio.create_task(slow_exchange()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    third = asyncio.create_task(limiter.acquire(Priority.SUBMIT))
+    await asyncio.sleep(1.2)  # longer than the window: still two exchanges under way
+    assert not third.done()
+    release.set()
+    await asyncio.gather(*exchanges)
+    await asyncio.wait_for(third, 2.0)  # not at once: the two just ended count from their end
+    limiter.close()
+
+
+async def test_an_exchange_cancelled_while_waiting_for_its_grant_holds_nothing() -> None:
+    limiter = RateLimiter(1, margin=0.0)
+    await limiter.acquire(Priority.SUBMIT)
+
+    async def exchange() -> None:
+        async with limiter.request(Priority.SUBMIT):
+            pass
+
+    waiting = asyncio.create_task(exchange())
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    started = time.monotonic()
+    await limiter.acquire(Priority.SUBMIT)  # after the first grant leaves the window
+    limiter.close()
+    assert time.monotonic() - started < 1.1
+    assert limiter._in_flight == 0

@@ -127,6 +127,7 @@ class BailianClient:
             self._poll_query,
             on_end=self._on_task_end,
             policy=poll_policy or PollPolicy(first_delay=poll_interval),
+            contended=lambda: self.slots.waiting > 0,
         )
         self.stats = ClientStats()
         self._slot_holders: set[str] = set()
@@ -275,19 +276,22 @@ class BailianClient:
         run and bill the task twice, and with its id unknown we could not even poll the first
         one; the caller refunds the user instead.
         """
-        await self.limiter.acquire(priority)
         headers = {"Authorization": f"Bearer {self._api_key}"}
         if async_:
             headers["X-DashScope-Async"] = "enable"
-        self.stats.requests[endpoint] += 1
-        sent_at = time.monotonic()
         try:
-            async with self._session.request(
-                method, self._api_root + path, json=body, headers=headers, timeout=self._timeout
-            ) as response:
-                status = response.status
-                retry_after = parse_retry_after(response.headers)
-                text = await response.text()
+            # The grant is held until the answer is in: however late this request leaves a busy
+            # event loop, the service cannot count more than the cap in any of its windows.
+            async with self.limiter.request(priority):
+                self.stats.requests[endpoint] += 1
+                sent_at = time.monotonic()
+                async with self._session.request(
+                    method, self._api_root + path, json=body, headers=headers,
+                    timeout=self._timeout,
+                ) as response:
+                    status = response.status
+                    retry_after = parse_retry_after(response.headers)
+                    text = await response.text()
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # Failed while connecting: nothing was sent, so any request may be retried.
             raise connection_error(endpoint, exc) from exc

@@ -1,21 +1,26 @@
 """Local limits that keep us under the service's: requests per second and tasks in progress.
 
 Both make callers wait in FIFO order instead of failing. The rate limiter serves higher
-priorities first, so a poll never takes the place of a waiting submit.
+priorities first, so a poll never takes the place of a waiting submit, and it keeps part of every
+window free of polls, so a submit that arrives finds a grant even when polls are dense.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from enum import IntEnum
 
 # Sent and received times differ by a few milliseconds of jitter (a new connection, the event
 # loop's turn); widening our window by this much keeps the *server's* count under the cap too.
 DEFAULT_WINDOW_MARGIN = 0.05
+# Grants of every window that polls may not take: a submit arriving while polls are dense is
+# then sent at once instead of waiting for the window to slide (up to a second).
+DEFAULT_POLL_RESERVE = 1
 
 
 class Priority(IntEnum):
@@ -32,6 +37,11 @@ class RateLimiter:
     Unlike a token bucket refilled at the average rate, the log guarantees the window property
     itself: the grant that would be the (capacity+1)-th inside any window waits until the oldest
     one leaves it.
+
+    :meth:`request` holds its entry in the log while the request is under way and stamps it
+    with the time the exchange ended. The service receives a request between its grant and
+    its answer, so however late a busy event loop or a slow connection sends it, the
+    service's own count of any window stays within ``capacity`` too.
     """
 
     def __init__(
@@ -39,6 +49,7 @@ class RateLimiter:
         qps: float,
         *,
         margin: float = DEFAULT_WINDOW_MARGIN,
+        poll_reserve: int = DEFAULT_POLL_RESERVE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if qps <= 0:
@@ -46,50 +57,111 @@ class RateLimiter:
         # At most floor(qps) per second; below 1 qps, one request per 1/qps seconds.
         self.capacity = max(1, math.floor(qps))
         self.window = max(1.0, self.capacity / qps) + margin
+        # Polls may fill the window up to this many grants (at least one, or they never run).
+        self.poll_capacity = max(1, self.capacity - max(0, poll_reserve))
         self._clock = clock
         self._granted: deque[float] = deque()
+        self._in_flight = 0  # grants from request() whose exchange has not ended: never expire
         self._waiters: dict[Priority, deque[asyncio.Future[None]]] = {p: deque() for p in Priority}
         self._timer: asyncio.TimerHandle | None = None
+        self._kind: dict[asyncio.Future[None], bool] = {}  # waiter -> granted via request()
         self.grants_by_priority: dict[Priority, int] = dict.fromkeys(Priority, 0)
+        # The longest any caller of each priority waited for its grant, in seconds.
+        self.max_wait: dict[Priority, float] = dict.fromkeys(Priority, 0.0)
 
     @property
     def waiting(self) -> int:
         return sum(len(q) for q in self._waiters.values())
 
-    async def acquire(self, priority: Priority = Priority.QUERY) -> None:
-        """Wait for a grant; waiters of one priority are served in arrival order."""
+    @contextlib.asynccontextmanager
+    async def request(self, priority: Priority = Priority.QUERY) -> AsyncIterator[None]:
+        """A grant held for one exchange, then logged as if granted when the exchange ended."""
+        await self.acquire(priority, in_flight=True)
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._granted.append(self._clock())
+            self._dispatch()
+
+    async def acquire(
+        self, priority: Priority = Priority.QUERY, *, in_flight: bool = False
+    ) -> None:
+        """Wait for a grant; waiters of one priority are served in arrival order.
+
+        ``in_flight``: the caller (:meth:`request`) ends the grant itself.
+        """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[priority].append(future)
+        self._kind[future] = in_flight
+        asked_at = self._clock()
         self._dispatch()
         # Cancelled while waiting: the future is skipped by _next_waiter. Cancelled just after
         # the grant: the grant stays counted, which errs on the safe side.
-        await future
+        try:
+            await future
+        except asyncio.CancelledError:
+            if in_flight and future.done() and not future.cancelled():
+                # Granted as we were cancelled: request() will not end it, so end it here.
+                self._in_flight -= 1
+                self._granted.append(self._clock())
+            raise
         self.grants_by_priority[priority] += 1
+        self.max_wait[priority] = max(self.max_wait[priority], self._clock() - asked_at)
 
     def _dispatch(self) -> None:
         now = self._clock()
         while self._granted and self._granted[0] <= now - self.window:
             self._granted.popleft()
-        while len(self._granted) < self.capacity:
-            future = self._next_waiter()
+        while self._used < self.capacity:
+            polls_allowed = self._used < self.poll_capacity
+            future = self._next_waiter(polls=polls_allowed)
             if future is None:
-                return
-            self._granted.append(now)
+                break
+            if self._kind.pop(future, False):
+                self._in_flight += 1
+            else:
+                self._granted.append(now)
             future.set_result(None)
-        if self._next_waiter(peek=True) is not None and self._timer is None:
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, self._granted[0] + self.window - now)
-            self._timer = loop.call_later(delay, self._on_timer)
+        if self._next_waiter(peek=True) is None:
+            return
+        # The next grant comes when enough old ones leave the window: one for anybody, more
+        # when only polls wait and the window is above their share. Exchanges under way leave
+        # it only when they end, and that end dispatches again.
+        limit = self.capacity if self._next_waiter(peek=True, polls=False) else self.poll_capacity
+        index = self._used - limit
+        if index >= len(self._granted):
+            return
+        due = self._granted[max(0, index)] + self.window
+        if self._timer is not None:
+            if self._timer.when() <= self._loop_time(due, now):
+                return
+            self._timer.cancel()  # set for polls; a submit that came since needs it sooner
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(0.0, due - now), self._on_timer)
+
+    @staticmethod
+    def _loop_time(due: float, now: float) -> float:
+        """``due`` on our clock as a time of the event loop's clock."""
+        return asyncio.get_running_loop().time() + max(0.0, due - now)
+
+    @property
+    def _used(self) -> int:
+        return len(self._granted) + self._in_flight
 
     def _on_timer(self) -> None:
         self._timer = None
         self._dispatch()
 
-    def _next_waiter(self, *, peek: bool = False) -> asyncio.Future[None] | None:
+    def _next_waiter(
+        self, *, peek: bool = False, polls: bool = True
+    ) -> asyncio.Future[None] | None:
         for priority in sorted(Priority, reverse=True):
+            if priority is Priority.POLL and not polls:
+                continue
             queue = self._waiters[priority]
             while queue and queue[0].done():  # cancelled while waiting
-                queue.popleft()
+                self._kind.pop(queue.popleft(), None)
             if queue:
                 return queue[0] if peek else queue.popleft()
         return None

@@ -16,7 +16,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.bailian.models import TaskOutcome
 from bot.errors import DashScopeError
@@ -33,6 +33,9 @@ MIN_POLL_INTERVAL = 0.15
 # Never more than this between two polls while a task is where tasks usually end.
 MAX_DENSE_INTERVAL = 0.8
 MAX_POLL_INTERVAL = 5.0
+# While a job waits for an in-progress slot, a late end also idles that job: a poll is then worth
+# more, and its price in lag is multiplied by this (intervals shrink by its square root).
+CONTENDED_LAG_FACTOR = 0.25
 # Slack around the learned region, and the half-width of the window that estimates the hazard.
 REGION_MARGIN = 0.5
 LEARNING_WINDOW = 50
@@ -54,6 +57,19 @@ class PollPolicy:
     margin: float = REGION_MARGIN
     learning_window: int = LEARNING_WINDOW
     min_samples: int = MIN_SAMPLES
+    contended_lag_factor: float = CONTENDED_LAG_FACTOR
+
+
+def contended_policy(policy: PollPolicy) -> PollPolicy:
+    """The schedule while somebody waits for a slot: polls priced lower, dense part denser."""
+    factor = min(1.0, max(policy.contended_lag_factor, 0.0))
+    return replace(
+        policy,
+        lag_per_poll=policy.lag_per_poll * factor,
+        max_dense_interval=max(
+            policy.min_interval, policy.max_dense_interval * math.sqrt(factor)
+        ),
+    )
 
 
 class LatencyModel:
@@ -178,6 +194,7 @@ class PollerStats:
     finished_at: dict[str, float] = field(default_factory=dict)  # clock time the end was seen
     tracked: int = 0
     total_polls: int = 0
+    contended_polls: int = 0  # polls scheduled by the contended schedule
 
     def forget_oldest(self) -> None:
         for per_task in (self.polls, self.finished_at):
@@ -190,6 +207,9 @@ class Poller:
 
     ``query`` does one status query (rate-limited and retried by its owner); ``on_end`` is
     called once per task when it ended or polling gave up, so the owner can free its slot.
+    ``contended`` says whether a job is waiting for a slot: then the denser
+    :func:`contended_policy` schedule is used for tasks no older than the tasks seen to end,
+    since a late end idles that job too.
     """
 
     def __init__(
@@ -199,10 +219,13 @@ class Poller:
         on_end: Callable[[str], None],
         policy: PollPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        contended: Callable[[], bool] = lambda: False,
     ) -> None:
         self._query = query
         self._on_end = on_end
         self.policy = policy or PollPolicy()
+        self._contended_policy = contended_policy(self.policy)
+        self._contended = contended
         self._clock = clock
         self.model = LatencyModel(self.policy)
         self._tasks: dict[str, _Tracked] = {}
@@ -267,8 +290,12 @@ class Poller:
                     return
                 elapsed = now - tracked.started_at
                 others = self._running_ages(now, excluding=tracked)
+                # Only where finished tasks say an end is plausible: a task older than any seen
+                # (a stuck or slow service) is not worth the budget, whoever waits.
+                contended = self._contended() and elapsed <= self.model.region()[1]
+                self.stats.contended_polls += contended
                 delay = next_poll_delay(
-                    self.policy,
+                    self._contended_policy if contended else self.policy,
                     self.model.region(running_elapsed=max(others, default=0.0)),
                     elapsed,
                     self.model.hazard(elapsed, [elapsed, *others]),

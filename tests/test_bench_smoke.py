@@ -1,0 +1,61 @@
+"""Seconds-long runs of every benchmark script (``--quick``), so they cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_module(*args: str, timeout: float = 60.0) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DASHSCOPE_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_slots_benchmark_compares_ours_with_the_sdk_within_the_caps() -> None:
+    out = run_module("bench.slots", "--quick")
+    ours = next(line for line in out.splitlines() if line.startswith("| ours (default"))
+    sdk = next(line for line in out.splitlines() if line.startswith("| official SDK"))
+    for row in (ours, sdk):
+        efficiency = float(row.split("|")[4])
+        assert 0.2 < efficiency <= 1.0, row
+    assert re.search(r"completion time ours / SDK: \d\.\d{3}", out)
+    caps = [line for line in out.splitlines() if line.startswith("| ours lag_per_poll=")]
+    assert caps and all(line.endswith("| ok |") for line in caps), out
+    assert "OVER" not in out
+
+
+def test_image_preparation_benchmark_reports_every_case() -> None:
+    out = run_module("bench.image_prep", "--quick")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "MB)" in line]
+    assert len(rows) == 4  # two images x two models
+    for row in rows:
+        ratio = float(row.split("|")[6])
+        assert ratio > 0, row
+
+
+def test_bot_process_benchmark_runs_the_bot_at_depth_and_end_to_end() -> None:
+    out = run_module("bench.bot_process", "--quick")
+    depth = out.split("## Memory at depth")[1].splitlines()[4]
+    idle, peak = (float(x) for x in re.findall(r"(\d+\.\d) MB", depth)[:2])
+    assert 20 < idle <= peak, depth
+    assert "ok" in depth and "OVER" not in out
+    overhead = out.split("## Bot overhead end to end")[1].splitlines()[4]
+    per_second = float(overhead.split("|")[1])
+    assert per_second > 0.5, overhead
+
+
+def test_polling_and_store_benchmarks_run() -> None:
+    polling = run_module("bench.polling", "--quick")
+    assert re.search(r"detection lag: median \d+\.\d+ s", polling)
+    store = run_module("bench.store_bench", "--count", "200", "--workers", "10")
+    assert re.search(r"sequential: +\d+ reservations/s", store)
