@@ -305,7 +305,9 @@ def _plan_fit(width: int, height: int, limits: SizeLimits) -> _Fit:
 
 def _apply_fit(im: Image.Image, fit: _Fit) -> Image.Image:
     if im.size != fit.content:
-        im = im.resize(fit.content, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        # BICUBIC: for a model's input it looks the same as LANCZOS at ~60% of the time
+        # (bench/image_prep.py); reducing_gap keeps large reductions fast and alias-free.
+        im = im.resize(fit.content, Image.Resampling.BICUBIC, reducing_gap=3.0)
     if fit.canvas != fit.content:
         fill = PAD_RGBA if im.mode == "RGBA" else PAD_RGB
         canvas = Image.new(im.mode, fit.canvas, fill)
