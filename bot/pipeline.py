@@ -66,7 +66,7 @@ logger = logging.getLogger(__name__)
 _PLACEHOLDER_IMAGE = "data:image/png;base64,"
 # Prepared inputs kept between acceptance and the worker, so a queued job usually needs no second
 # download; bounded so a deep queue holds ids, not image bytes.
-PREPARED_CACHE_BYTES = 64 * 1024 * 1024
+PREPARED_CACHE_BYTES = 16 * 1024 * 1024
 # Images decoded at once: a 64-megapixel input takes ~256 MB while it is converted, and there
 # are only two cores to share anyway.
 PREPARE_CONCURRENCY = 2
