@@ -34,9 +34,16 @@ from PIL import Image
 
 from bot.bailian.emulator import DashScopeEmulator
 from tests.fakes.telegram import ApiCall, FakeTelegram
-from tests.harness import API_KEY, bot_settings, make_image, replied_to, running
+from tests.harness import (
+    API_KEY,
+    bot_process,
+    bot_settings,
+    make_image,
+    replied_to,
+    running,
+    subprocess_env,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 # The requests users send, by weight: (caption, images it asks for).
 MIX: tuple[tuple[str, int, int], ...] = (
     ("/edit make the sky a sunset", 1, 50),
@@ -100,42 +107,6 @@ def noisy_photo(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.effect_noise((width, height), 40).convert("RGB").save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
-
-
-def bot_env(telegram: FakeTelegram, emulator: DashScopeEmulator, database: Path,
-            quota: int, poll_interval: float) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DASHSCOPE_"))}
-    env.update({
-        "TELEGRAM_BOT_TOKEN": telegram.token,
-        "DASHSCOPE_API_KEY": API_KEY,
-        "TELEGRAM_API_URL": telegram.root_url,
-        "DASHSCOPE_BASE_URL": emulator.base_url,
-        "DATABASE_URL": f"sqlite:///{database}",
-        "MONTHLY_QUOTA": str(quota),
-        "DASHSCOPE_POLL_INTERVAL": str(poll_interval),
-        "LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
-@asynccontextmanager
-async def bot_process(env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m bot``; SIGTERM at the end (a clean stop), SIGKILL if it hangs."""
-    with log.open("ab") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=str(REPO), env=env, stdout=sink, stderr=sink
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 class _Problems(logging.Handler):
@@ -276,11 +247,14 @@ async def soak(*, users: int, requests: int, latency: tuple[float, float], quota
                                      qwen_latency=qwen_latency)
         await emulator.start()
         try:
-            env = bot_env(telegram, emulator, workdir / "bot.sqlite3", quota, poll_interval)
+            env = subprocess_env(
+                telegram, emulator, workdir / "bot.sqlite3", MONTHLY_QUOTA=str(quota),
+                DASHSCOPE_POLL_INTERVAL=str(poll_interval),
+            )
             problems = _Problems()
             bot = (
                 bot_in_process(telegram, emulator, workdir / "bot.sqlite3", quota, problems)
-                if in_process else bot_pid(bot_process(env, log))
+                if in_process else bot_pid(bot_process(env, log, graceful=True))
             )
             async with bot as pid:
                 outcomes = Outcomes(telegram)

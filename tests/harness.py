@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -171,3 +173,58 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def subprocess_env(
+    telegram: FakeTelegram, emulator: DashScopeEmulator, database: Path, **settings: str
+) -> dict[str, str]:
+    """The environment for a ``python -m bot`` subprocess against the fakes.
+
+    The caller's TELEGRAM_* and DASHSCOPE_* variables are dropped so nothing real leaks in;
+    ``settings`` override the defaults (quota 5, INFO logs, first poll after 0.1 s).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DASHSCOPE_"))}
+    env.update({
+        "TELEGRAM_BOT_TOKEN": telegram.token,
+        "DASHSCOPE_API_KEY": API_KEY,
+        "TELEGRAM_API_URL": telegram.root_url,
+        "DASHSCOPE_BASE_URL": emulator.base_url,
+        "DATABASE_URL": f"sqlite:///{database}",
+        # The subprocess polls with the default policy: first poll after this interval.
+        "DASHSCOPE_POLL_INTERVAL": "0.1",
+        "MONTHLY_QUOTA": "5",
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    } | settings)
+    return env
+
+
+@asynccontextmanager
+async def bot_process(
+    env: dict[str, str], log: Path, *, module: str = "bot", graceful: bool = False
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m bot`` (or ``module``) until the block ends, its output appended to ``log``.
+
+    At the end a process still running is killed, or with ``graceful`` sent SIGTERM first and
+    killed only if it has not stopped within 15 s.
+    """
+    with log.open("ab") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, cwd=str(REPO), env=env, stdout=sink, stderr=sink
+        )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            if graceful:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 15)
+                except TimeoutError:
+                    process.kill()
+            else:
+                process.kill()
+        await process.wait()

@@ -9,12 +9,9 @@ docs/reliability.md (Telegram accepted the photo, the bot never heard back).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +22,9 @@ import pytest
 from bot.bailian.emulator import DashScopeEmulator
 from storage import SqliteStore
 from tests.fakes.telegram import FakeTelegram
-from tests.harness import API_KEY, make_image, wait_until
+from tests.harness import API_KEY, bot_process, make_image, subprocess_env, wait_until
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parent.parent
 # How long a fake holds the answer that opens a window: far longer than the test needs to kill.
 HOLD = 30.0
 # A DashScope answer held for the "submit sent" and "result download" windows; the emulator
@@ -53,38 +49,6 @@ class Window:
     tasks: int  # wanx tasks DashScope ran (and bills) in all
     command: str = "/colorize"
     qwen_calls: int = 0  # qwen-image-edit calls DashScope answered (and bills) in all
-
-
-def bot_env(telegram: FakeTelegram, emulator: DashScopeEmulator, database: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DASHSCOPE_"))}
-    env.update(
-        {
-            "TELEGRAM_BOT_TOKEN": telegram.token,
-            "DASHSCOPE_API_KEY": API_KEY,
-            "TELEGRAM_API_URL": telegram.root_url,
-            "DASHSCOPE_BASE_URL": emulator.base_url,
-            "DATABASE_URL": f"sqlite:///{database}",
-            # The subprocess polls with the default policy: first poll after this interval.
-            "DASHSCOPE_POLL_INTERVAL": "0.1",
-            "MONTHLY_QUOTA": "5",
-            "LOG_LEVEL": "INFO",
-        }
-    )
-    return env
-
-
-@asynccontextmanager
-async def bot_process(env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log.open("ab") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=str(REPO), env=env, stdout=sink, stderr=sink
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
 
 
 def jobs(database: Path) -> list[tuple[str, int]]:
@@ -215,7 +179,7 @@ async def test_sigkill_then_restart_charges_once(tmp_path: Path, window: Window)
         )
         await emulator.start()
         try:
-            env = bot_env(telegram, emulator, database)
+            env = subprocess_env(telegram, emulator, database)
             window.arm(telegram, emulator)
             alice = telegram.user(USER, "Alice")
             chat = telegram.private_chat(alice)

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,47 +13,16 @@ import pytest
 from bot.bailian.emulator import DashScopeEmulator
 from storage import SqliteStore
 from tests.fakes.telegram import FakeTelegram
-from tests.harness import API_KEY, make_image, replied_to, wait_until
+from tests.harness import (
+    API_KEY,
+    bot_process,
+    make_image,
+    replied_to,
+    subprocess_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parent.parent
-
-
-def bot_env(telegram: FakeTelegram, emulator: DashScopeEmulator, database: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DASHSCOPE_"))}
-    env.update(
-        {
-            "TELEGRAM_BOT_TOKEN": telegram.token,
-            "DASHSCOPE_API_KEY": API_KEY,
-            "TELEGRAM_API_URL": telegram.root_url,
-            "DASHSCOPE_BASE_URL": emulator.base_url,
-            "DATABASE_URL": f"sqlite:///{database}",
-            "DASHSCOPE_POLL_INTERVAL": "0.1",
-            "MONTHLY_QUOTA": "5",
-            "LOG_LEVEL": "INFO",
-        }
-    )
-    return env
-
-
-@asynccontextmanager
-async def bot_process(env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log.open("ab") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=str(REPO),
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
 
 
 def job_states(database: Path) -> list[tuple[str, int, int]]:
@@ -86,7 +51,7 @@ async def test_sigkill_mid_job_then_restart_delivers_once_and_charges_once(
         emulator = DashScopeEmulator(api_key=API_KEY, latency=latency, seed=3)
         await emulator.start()
         try:
-            env = bot_env(telegram, emulator, database)
+            env = subprocess_env(telegram, emulator, database)
             if kill_when == "queued_before_submit":
                 # The service answers slowly, so the kill lands before any task id exists.
                 emulator.slow_next("submit", 3.0)
@@ -130,7 +95,7 @@ async def test_sigterm_stops_cleanly_and_the_job_resumes(tmp_path: Path) -> None
         emulator = DashScopeEmulator(api_key=API_KEY, latency=(2.0, 2.0), seed=4)
         await emulator.start()
         try:
-            env = bot_env(telegram, emulator, database)
+            env = subprocess_env(telegram, emulator, database)
             alice = telegram.user(1, "Alice")
             request = telegram.send_photo(
                 alice, telegram.private_chat(alice), make_image(), "/colorize"
