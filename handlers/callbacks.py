@@ -15,6 +15,7 @@ from bot.services import BotContext
 from bot.texts import Lang, text
 from handlers.common import ImageRef, is_group, language_of
 from handlers.edit import ask_for_mask, parse_problem, run_command
+from storage.models import Job
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +38,15 @@ async def on_button(update: Update, context: BotContext) -> None:
         await query.answer(text("button_expired", lang), show_alert=True)
 
 
-async def _owned_job_spec(
+async def _owned_job(
     update: Update, context: BotContext, job_id_text: str, lang: Lang
-) -> tuple[int, ParsedCommand, str, str | None, int, int] | None:
+) -> Job | None:
     """The job behind a result button, if the presser is the one who asked for it."""
     query = update.callback_query
     user = update.effective_user
     assert query is not None and user is not None
-    store = context.services.store
     try:
-        job = await store.get_job(int(job_id_text))
+        job = await context.services.store.get_job(int(job_id_text))
     except (ValueError, JobNotFoundError):
         await query.answer(text("button_expired", lang), show_alert=True)
         return None
@@ -54,9 +54,7 @@ async def _owned_job_spec(
     if job.user_id != user.id or message is None or message.chat.id != job.chat_id:
         await query.answer(text("not_your_button", lang), show_alert=True)
         return None
-    parsed, _ = JobRunner.spec_of(job)
-    return job.id, parsed, job.input_file_id, job.mask_file_id, job.chat_id, (
-        job.request_message_id)
+    return job
 
 
 def _requester(update: Update, context: BotContext, chat_id: int, message_id: int,
@@ -70,14 +68,15 @@ def _requester(update: Update, context: BotContext, chat_id: int, message_id: in
 async def _again(update: Update, context: BotContext, rest: str, lang: Lang) -> None:
     query = update.callback_query
     assert query is not None
-    owned = await _owned_job_spec(update, context, rest, lang)
-    if owned is None:
+    job = await _owned_job(update, context, rest, lang)
+    if job is None:
         return
-    _, parsed, file_id, mask_id, chat_id, request_id = owned
+    parsed, _ = JobRunner.spec_of(job)
     await query.answer(text("button_started", lang))
-    who = _requester(update, context, chat_id, request_id, lang)
+    who = _requester(update, context, job.chat_id, job.request_message_id, lang)
     await context.services.runner.accept(
-        who, parsed.with_seed(secrets.randbelow(MAX_SEED + 1)), file_id, mask_file_id=mask_id
+        who, parsed.with_seed(secrets.randbelow(MAX_SEED + 1)), job.input_file_id,
+        mask_file_id=job.mask_file_id,
     )
 
 
@@ -85,11 +84,10 @@ async def _upscale(update: Update, context: BotContext, rest: str, lang: Lang) -
     query = update.callback_query
     assert query is not None
     job_text, _, index_text = rest.partition(":")
-    owned = await _owned_job_spec(update, context, job_text, lang)
-    if owned is None:
+    job = await _owned_job(update, context, job_text, lang)
+    if job is None:
         return
-    job_id, _, _, _, chat_id, request_id = owned
-    raw = await context.services.store.get_setting(f"results:{job_id}")
+    raw = await context.services.store.get_setting(f"results:{job.id}")
     file_ids: list[str] = json.loads(raw) if raw else []
     # Only the plain indices our buttons carry: int() also takes "-1", "+0" and non-ASCII digits.
     try:
@@ -103,7 +101,7 @@ async def _upscale(update: Update, context: BotContext, rest: str, lang: Lang) -
         await query.answer(text("button_expired", lang), show_alert=True)
         return
     await query.answer(text("button_started", lang))
-    who = _requester(update, context, chat_id, request_id, lang)
+    who = _requester(update, context, job.chat_id, job.request_message_id, lang)
     parsed = ParsedCommand(command=Command.UPSCALE, prompt="", upscale_factor=2)
     await context.services.runner.accept(who, parsed, file_id)
 

@@ -18,6 +18,7 @@ from bot.commands import (
     split_command,
 )
 from bot.errors import CommandParseError, ImageError, RequestValidationError
+from bot.pending import MaskWait
 from bot.pipeline import Requester, explain
 from bot.ports import Button, Keyboard
 from bot.services import BotContext
@@ -55,7 +56,7 @@ async def on_message(update: Update, context: BotContext) -> None:
     if image is not None and not is_command(content):
         wait = await services.pending.mask_wait(message.chat_id, user.id)
         if wait is not None:
-            await _mask_received(update, context, message, image, content)
+            await _mask_received(update, context, message, wait, image, content)
             return
 
     if is_command(content):
@@ -153,14 +154,10 @@ async def ask_for_mask(
 
 
 async def _mask_received(
-    update: Update, context: BotContext, message: Message, mask: ImageRef, caption: str
+    update: Update, context: BotContext, message: Message, wait: MaskWait, mask: ImageRef,
+    caption: str,
 ) -> None:
     services = context.services
-    user = update.effective_user
-    assert user is not None
-    wait = await services.pending.mask_wait(message.chat_id, user.id)
-    if wait is None:
-        return
     who = await requester(update, context, message)
     command_text = wait.command_text
     if caption.strip():
@@ -178,7 +175,7 @@ async def _mask_received(
         # The wait stays open: the user can send a better mask or /cancel.
         await reply(message, context, f"{explain(exc, who.lang)}\n{text('mask_retry', who.lang)}")
         return
-    await services.pending.end_mask_wait(message.chat_id, user.id)
+    await services.pending.end_mask_wait(message.chat_id, wait.user_id)
     request = Requester(
         user_id=who.user_id, chat_id=who.chat_id, message_id=wait.request_message_id,
         lang=who.lang, is_admin=who.is_admin, is_group=who.is_group,
