@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import html
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -19,17 +20,19 @@ from telegram.ext import (
     filters,
 )
 
+from bot import callback_data
 from bot.bailian import DEFAULT_RETRY_POLICY, BailianClient, PollPolicy, RetryPolicy
 from bot.bailian.client import REQUEST_TIMEOUT
 from bot.config import Settings
+from bot.conversations import Conversations
 from bot.errors import BotError
-from bot.pending import PendingStore
-from bot.pipeline import JobRunner
+from bot.jobs import JobService
 from bot.services import SERVICES_KEY, BotApplication, BotContext, Services
 from bot.telegram_io import TelegramMessenger
-from bot.texts import Lang, text
+from bot.texts import Lang, render_error, text
 from handlers import admin, callbacks, edit, info
 from handlers.common import language_of, track_user
+from handlers.filters import COMMAND_TEXT, IMAGE, NEW_MESSAGE
 from storage import open_store
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,9 @@ MENU_COMMANDS = (
 )
 # Telegram allows this many retries after a 429 before a send fails.
 FLOOD_RETRIES = 3
+# Expired conversations (an unanswered mask wait, an unused keyboard) are deleted this often.
+PRUNE_INTERVAL_SECONDS = 600.0
+PRUNE_TASK_KEY = "prune_task"
 
 
 def build_application(
@@ -75,7 +81,7 @@ def build_application(
     application.bot_data["retry_policy"] = retry_policy
     application.bot_data["request_timeout"] = request_timeout
 
-    new_messages = filters.UpdateType.MESSAGE
+    # Every route, in the order they are tried (the first match handles an update).
     application.add_handler(TypeHandler(Update, track_user), group=-1)
     for name, callback in (
         ("start", info.start), ("help", info.help_command), ("quota", info.quota),
@@ -83,10 +89,22 @@ def build_application(
         ("setquota", admin.set_quota), ("grant", admin.grant), ("ban", admin.ban),
         ("unban", admin.unban), ("usage", admin.usage), ("queue", admin.queue),
     ):
-        application.add_handler(CommandHandler(name, callback, filters=new_messages))
-    application.add_handler(MessageHandler(new_messages & ~filters.StatusUpdate.ALL,
-                                           edit.on_message))
-    application.add_handler(CallbackQueryHandler(callbacks.on_button))
+        application.add_handler(
+            CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE)
+        )
+    application.add_handler(MessageHandler(NEW_MESSAGE & COMMAND_TEXT, edit.on_command))
+    application.add_handler(MessageHandler(NEW_MESSAGE & IMAGE, edit.on_image))
+    application.add_handler(MessageHandler(
+        NEW_MESSAGE & filters.ChatType.PRIVATE & filters.TEXT, edit.on_private_text
+    ))
+    for route, pattern in (
+        (callbacks.again, callback_data.Again.PATTERN),
+        (callbacks.upscale, callback_data.Upscale.ROUTE),
+        (callbacks.pick_action, callback_data.PickAction.PATTERN),
+        (callbacks.pick_style, callback_data.PickStyle.PATTERN),
+    ):
+        application.add_handler(CallbackQueryHandler(route, pattern=pattern))
+    application.add_handler(CallbackQueryHandler(callbacks.expired))
     application.add_error_handler(on_error)
     return application
 
@@ -109,7 +127,7 @@ async def _open_services(application: BotApplication) -> None:
         request_timeout=application.bot_data["request_timeout"],
     )
     messenger = TelegramMessenger(application.bot)
-    runner = JobRunner(
+    jobs = JobService(
         store=store,
         client=client,
         messenger=messenger,
@@ -122,10 +140,13 @@ async def _open_services(application: BotApplication) -> None:
         raise RuntimeError("getMe returned no username")
     application.bot_data[SERVICES_KEY] = Services(
         settings=settings, store=store, session=session, client=client, messenger=messenger,
-        runner=runner, pending=PendingStore(store), bot_username=me.username,
+        jobs=jobs, conversations=Conversations(store), bot_username=me.username,
     )
     await register_commands(application)
-    await runner.start()
+    await jobs.start()
+    application.bot_data[PRUNE_TASK_KEY] = asyncio.create_task(
+        _prune_conversations(application.bot_data[SERVICES_KEY].conversations)
+    )
     logger.info("bot @%s started", me.username)
 
 
@@ -138,17 +159,35 @@ async def register_commands(application: BotApplication) -> None:
         )
 
 
+async def _prune_conversations(conversations: Conversations) -> None:
+    """Delete expired conversations now and then (reads ignore them already)."""
+    while True:
+        try:
+            pruned = await conversations.prune()
+        except Exception:  # a busy database now is no reason to stop pruning later
+            logger.exception("pruning conversations failed")
+        else:
+            if pruned:
+                logger.info("pruned %d expired conversations", pruned)
+        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+
+
 async def _stop_runner(application: BotApplication) -> None:
+    prune = application.bot_data.pop(PRUNE_TASK_KEY, None)
+    if isinstance(prune, asyncio.Task):
+        prune.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await prune
     services = application.bot_data.get(SERVICES_KEY)
     if isinstance(services, Services):
-        await services.runner.stop()
+        await services.jobs.stop()
 
 
 async def _close_services(application: BotApplication) -> None:
     services = application.bot_data.pop(SERVICES_KEY, None)
     if not isinstance(services, Services):
         return
-    await services.runner.stop()
+    await services.jobs.stop()
     await services.client.close()
     await services.session.close()
     await services.store.close()
@@ -170,7 +209,8 @@ async def on_error(update: object, context: BotContext) -> None:
     message = update.effective_message
     try:
         await services.messenger.send_text(
-            update.effective_chat.id, html.escape(text("fail_generic", lang)),
+            update.effective_chat.id, render_error(error if isinstance(error, BotError)
+                                                   else BotError(), lang),
             reply_to=message.message_id if message else None,
         )
     except BotError:

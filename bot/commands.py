@@ -37,19 +37,27 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Concatenate, ParamSpec, TypeVar
 
+from bot.api_limits import (
+    EXPAND_SCALE_RANGE,
+    MAX_NEGATIVE_PROMPT_CHARS,
+    MAX_PROMPT_CHARS,
+    N_RANGE,
+    SEED_RANGE,
+    STRENGTH_RANGE,
+    UPSCALE_FACTOR_RANGE,
+)
 from bot.bailian.models import EditParameters, EditRequest, Function, Model
 from bot.errors import CommandParseError
 
-PROMPT_MAX_CHARS = 800
-NEGATIVE_MAX_CHARS = 500
-N_RANGE = (1, 4)
-SEED_RANGE = (0, 2_147_483_647)
-STRENGTH_RANGE = (0.0, 1.0)
-SCALE_RANGE = (1.0, 2.0)
-UPSCALE_RANGE = (1, 4)
+# The API's limits (bot.api_limits) under the names this module has always exported.
+PROMPT_MAX_CHARS = MAX_PROMPT_CHARS
+NEGATIVE_MAX_CHARS = MAX_NEGATIVE_PROMPT_CHARS
+# Ours, not the API's (whose default is 1, which only sharpens): /upscale alone doubles the size.
 DEFAULT_UPSCALE_FACTOR = 2
 # Ratio terms beyond this are typos, not aspect ratios; keeps the numbers small for the caller.
 RATIO_TERM_MAX = 9999
@@ -624,9 +632,9 @@ class _Values:
 
     def text(self, option: str, raw: str) -> str | None:
         value = " ".join(raw.split())
-        if len(value) > NEGATIVE_MAX_CHARS:
+        if len(value) > MAX_NEGATIVE_PROMPT_CHARS:
             raise self.fail(
-                "cmd_error_negative_too_long", length=len(value), limit=NEGATIVE_MAX_CHARS
+                "cmd_error_negative_too_long", length=len(value), limit=MAX_NEGATIVE_PROMPT_CHARS
             )
         return value or None
 
@@ -651,9 +659,22 @@ def parse_command(text: str, bot_username: str) -> ParsedCommand | None:
     spec = SPECS[command]
     values = _Values(spec.example)
     tokens = _tokenise(_normalise(rest), spec.example)
+    options = _collect_options(tokens, spec, values)
+    words = _take_bare_number(command, list(tokens.words), options, values)
+    style: LocalStyle | None = None
+    if command is Command.LOCALSTYLE:
+        style, words = _take_style(words)
+    prompt = _checked_prompt(spec, _join_words(words), values)
+    return _read_options(spec, prompt, style, options, values)
 
-    given: dict[str, str] = {}  # canonical option -> the key as typed, for messages
-    raw: dict[str, _Option] = {}
+
+def _collect_options(tokens: _Tokens, spec: CommandSpec, values: _Values) -> dict[str, _Option]:
+    """The options by canonical name, a ``--`` tail as ``neg``; unknown or repeated ones fail.
+
+    Each option keeps the key as typed (``_Option.typed``), which error messages name.
+    """
+    command = spec.command
+    found: dict[str, _Option] = {}
     for option in tokens.options:
         canonical = _OPTION_ALIASES.get(option.key)
         if canonical is None or canonical not in spec.options:
@@ -664,71 +685,82 @@ def parse_command(text: str, bot_username: str) -> ParsedCommand | None:
             raise values.fail(
                 "cmd_error_unknown_option", option=_echo(option.typed), allowed=_allowed(spec)
             )
-        if canonical in given:
+        if canonical in found:
             raise values.fail("cmd_error_duplicate_option", option=option.typed)
-        given[canonical] = option.typed
-        raw[canonical] = option
+        found[canonical] = option
     if tokens.after_separator is not None:
         if "neg" not in spec.options:
             raise values.fail(
                 "cmd_error_negative_not_supported", option="--", command=command.value
             )
-        if "neg" in given:
+        if "neg" in found:
             raise values.fail("cmd_error_duplicate_option", option="neg")
-        given["neg"] = "--"
-        raw["neg"] = _Option("--", "--", tokens.after_separator)
+        found["neg"] = _Option("--", "--", tokens.after_separator)
+    return found
 
-    words = list(tokens.words)
-    # /expand and /upscale: a number as the first word is the factor (see the module docstring).
-    bare_key = {Command.EXPAND: "scale", Command.UPSCALE: "factor"}.get(command)
-    if bare_key is not None and words and (number := _bare_number(words[0].text)) is not None:
-        if bare_key in given:
-            raise values.fail("cmd_error_duplicate_option", option=given[bare_key])
-        given[bare_key] = bare_key
-        raw[bare_key] = _Option(bare_key, bare_key, number)
-        words = words[1:]
 
-    style: LocalStyle | None = None
-    if command is Command.LOCALSTYLE:
-        style, words = _take_style(words)
+# The option a bare number as the first word stands for (see the module docstring).
+_BARE_NUMBER_OPTION: dict[Command, str] = {Command.EXPAND: "scale", Command.UPSCALE: "factor"}
 
-    prompt = _join_words(words)
-    limit = PROMPT_MAX_CHARS
-    if command is Command.LOCALSTYLE:
+
+def _take_bare_number(
+    command: Command, words: list[_Word], options: dict[str, _Option], values: _Values
+) -> list[_Word]:
+    """The words left once a leading number is moved into ``options`` (/expand, /upscale)."""
+    name = _BARE_NUMBER_OPTION.get(command)
+    if name is None or not words or (number := _bare_number(words[0].text)) is None:
+        return words
+    if name in options:
+        raise values.fail("cmd_error_duplicate_option", option=options[name].typed)
+    options[name] = _Option(name, name, number)
+    return words[1:]
+
+
+def _checked_prompt(spec: CommandSpec, prompt: str, values: _Values) -> str:
+    """``prompt``, refused when over the API's length or missing where the command needs one.
+
+    /localstyle's limit is the API's less the wrapping :func:`localstyle_prompt` adds.
+    """
+    limit = MAX_PROMPT_CHARS
+    if spec.command is Command.LOCALSTYLE:
         limit -= _LOCALSTYLE_OVERHEAD
     if len(prompt) > limit:
         raise values.fail("cmd_error_prompt_too_long", length=len(prompt), limit=limit)
     if spec.prompt_required and not prompt:
-        raise values.fail("cmd_error_prompt_required", command=command.value)
+        raise values.fail("cmd_error_prompt_required", command=spec.command.value)
+    return prompt
 
-    def label(canonical: str) -> str:
-        return given[canonical]
 
-    n = values.integer(label("n"), raw["n"].value, *N_RANGE) if "n" in raw else 1
-    seed = values.integer(label("seed"), raw["seed"].value, *SEED_RANGE) if "seed" in raw else None
-    strength = (
-        values.decimal(label("strength"), raw["strength"].value, *STRENGTH_RANGE)
-        if "strength" in raw
-        else None
-    )
-    negative = values.text(label("neg"), raw["neg"].value) if "neg" in raw else None
-    upscale_factor = None
-    if "factor" in raw:
-        upscale_factor = values.integer(label("factor"), raw["factor"].value, *UPSCALE_RANGE)
-    elif command is Command.UPSCALE:
+def _read_options(
+    spec: CommandSpec,
+    prompt: str,
+    style: LocalStyle | None,
+    options: dict[str, _Option],
+    values: _Values,
+) -> ParsedCommand:
+    """The typed request: each option's value read and range-checked, defaults filled in.
+
+    Values are read in a fixed order, so with several bad ones the error reported does not
+    depend on the order the user typed them in.
+    """
+
+    n = _read(options.get("n"), values.integer, *N_RANGE)
+    seed = _read(options.get("seed"), values.integer, *SEED_RANGE)
+    strength = _read(options.get("strength"), values.decimal, *STRENGTH_RANGE)
+    negative = _read(options.get("neg"), values.text)
+    upscale_factor = _read(options.get("factor"), values.integer, *UPSCALE_FACTOR_RANGE)
+    if upscale_factor is None and spec.command is Command.UPSCALE:
         upscale_factor = DEFAULT_UPSCALE_FACTOR
-    is_sketch = values.boolean(label("sketch"), raw["sketch"].value) if "sketch" in raw else None
-
+    is_sketch = _read(options.get("sketch"), values.boolean)
     scales: tuple[float, float, float, float] | None = None
     ratio: tuple[int, int] | None = None
-    if command is Command.EXPAND:
-        scales, ratio = _expand(values, given, raw)
-
+    if spec.command is Command.EXPAND:
+        scales, ratio = _expand(values, options)
     return ParsedCommand(
-        command=command,
+        command=spec.command,
         prompt=prompt,
         negative_prompt=negative,
-        n=n,
+        n=n if n is not None else 1,
         seed=seed,
         strength=strength,
         scales=scales,
@@ -737,6 +769,20 @@ def parse_command(text: str, bot_username: str) -> ParsedCommand | None:
         is_sketch=is_sketch,
         style=style,
     )
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _read(
+    option: _Option | None,
+    reader: Callable[Concatenate[str, str, _P], _T],
+    *args: _P.args,
+    **kwargs: _P.kwargs,
+) -> _T | None:
+    """``reader(key as typed, value, ...)`` for a given option; None when it was not given."""
+    return None if option is None else reader(option.typed, option.value, *args, **kwargs)
 
 
 def _allowed(spec: CommandSpec) -> str:
@@ -756,29 +802,32 @@ def _take_style(words: list[_Word]) -> tuple[LocalStyle | None, list[_Word]]:
 
 
 def _expand(
-    values: _Values, given: dict[str, str], raw: dict[str, _Option]
+    values: _Values, options: dict[str, _Option]
 ) -> tuple[tuple[float, float, float, float] | None, tuple[int, int] | None]:
     """/expand's scales or ratio: one number, or sides, or a ratio; never two of those."""
-    sides = [side for side in _SIDES if side in given]
-    forms: list[str] = [name for name in ("scale", "ratio") if name in given]
+    sides = [side for side in _SIDES if side in options]
+    forms: list[str] = [name for name in ("scale", "ratio") if name in options]
     if sides:
         forms.append(sides[0])
     if len(forms) > 1:
         raise values.fail(
-            "cmd_error_expand_conflict", first=given[forms[0]], second=given[forms[1]]
+            "cmd_error_expand_conflict",
+            first=options[forms[0]].typed,
+            second=options[forms[1]].typed,
         )
-    if "ratio" in given:
-        return None, values.ratio(given["ratio"], raw["ratio"].value)
-    if "scale" in given:
-        scale = values.decimal(given["scale"], raw["scale"].value, *SCALE_RANGE)
+    if "ratio" in options:
+        return None, values.ratio(options["ratio"].typed, options["ratio"].value)
+
+    def scale_of(name: str) -> float:
+        return values.decimal(options[name].typed, options[name].value, *EXPAND_SCALE_RANGE)
+
+    if "scale" in options:
+        scale = scale_of("scale")
         scales = (scale, scale, scale, scale)
     else:
-        top, bottom, left, right = (
-            values.decimal(given[side], raw[side].value, *SCALE_RANGE) if side in given else 1.0
-            for side in _SIDES
-        )
+        top, bottom, left, right = (scale_of(side) if side in options else 1.0 for side in _SIDES)
         scales = (top, bottom, left, right)
-    if max(scales) <= SCALE_RANGE[0]:
+    if max(scales) <= EXPAND_SCALE_RANGE[0]:
         raise values.fail("cmd_error_expand_nothing")
     return scales, None
 

@@ -7,9 +7,26 @@ logged with a traceback). Foreign exceptions are wrapped once, with ``raise ... 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class BotError(Exception):
-    """Root of every error the bot raises on purpose."""
+    """Root of every error the bot raises on purpose.
+
+    ``key`` names the catalogue text that explains the error to a user and ``text_params`` fills
+    it; ``bot.texts.render_error`` turns any error into words with these two alone.
+    """
+
+    key: str = "fail_generic"
+    example: str = ""  # a command that works, shown beside the problem when there is one
+
+    def text_params(self) -> Mapping[str, object]:
+        return {}
+
+    @property
+    def reason_code(self) -> str:
+        """A short machine-readable reason, stored with a failed job and logged."""
+        return type(self).__name__
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -30,10 +47,15 @@ class ConfigError(BotError):
 class RequestValidationError(BotError):
     """An edit request breaks the API reference's limits; says which field and why."""
 
+    key = "fail_invalid"
+
     def __init__(self, field: str, reason: str) -> None:
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+    def text_params(self) -> Mapping[str, object]:
+        return {"detail": str(self)}
 
 
 class CommandParseError(BotError):
@@ -49,6 +71,13 @@ class CommandParseError(BotError):
         self.params = params
         super().__init__(f"{key} {params}")
 
+    def text_params(self) -> Mapping[str, object]:
+        return self.params
+
+    @property
+    def reason_code(self) -> str:
+        return self.key
+
 
 class ImageError(BotError):
     """An image (photo, document or mask) cannot be used; ``key`` names the catalogue message."""
@@ -58,6 +87,13 @@ class ImageError(BotError):
         self.detail = detail
         self.params = params
         super().__init__(f"{key}: {detail}" if detail else key)
+
+    def text_params(self) -> Mapping[str, object]:
+        return self.params
+
+    @property
+    def reason_code(self) -> str:
+        return self.key
 
 
 # --- storage -----------------------------------------------------------------------------------
@@ -72,12 +108,18 @@ class UnsupportedDatabaseError(StoreError):
 
 
 class QuotaExceededError(StoreError):
-    """A reservation would exceed the user's monthly limit."""
+    """A reservation would exceed the user's monthly limit (``limit`` includes grants)."""
 
-    def __init__(self, remaining: int, requested: int) -> None:
+    key = "quota_exceeded"
+
+    def __init__(self, remaining: int, requested: int, *, limit: int) -> None:
         self.remaining = remaining
         self.requested = requested
-        super().__init__(f"requested {requested}, {remaining} remaining")
+        self.limit = limit
+        super().__init__(f"requested {requested}, {remaining} remaining of {limit}")
+
+    def text_params(self) -> Mapping[str, object]:
+        return {"remaining": self.remaining, "requested": self.requested, "limit": self.limit}
 
 
 class IllegalTransitionError(StoreError):
@@ -125,21 +167,43 @@ class DashScopeError(BotError):
             text = f"HTTP {status} {text}"
         super().__init__(text)
 
+    @property
+    def reason_code(self) -> str:
+        return self.code
 
-class InvalidRequestError(DashScopeError):
+
+class _WithDetail:
+    """Errors whose explanation quotes the service's own message (or its code)."""
+
+    code: str
+    message: str
+
+    def text_params(self) -> Mapping[str, object]:
+        return {"detail": self.message or self.code}
+
+
+class InvalidRequestError(_WithDetail, DashScopeError):
     """The service rejected the request's parameters (InvalidParameter, InvalidURL, ...)."""
+
+    key = "fail_invalid"
 
 
 class ContentRefusedError(DashScopeError):
     """The input or output failed content inspection (DataInspectionFailed, IPInfringement...)."""
 
+    key = "fail_content"
+
 
 class AccountError(DashScopeError):
     """A problem with the account that only an admin can fix (key, arrears, allocation quota)."""
 
+    key = "fail_account"
+
 
 class RetryableError(DashScopeError):
     """Throttling, 5xx, timeouts, connection errors: may succeed if tried again later."""
+
+    key = "fail_busy"
 
     def __init__(
         self,
@@ -161,17 +225,25 @@ class ServiceBusyError(RetryableError):
 class SubmitOutcomeUnknownError(DashScopeError):
     """A submit may have reached the service but its answer was lost; never repeated blindly."""
 
+    key = "fail_unconfirmed"
 
-class TaskFailedError(DashScopeError):
+
+class TaskFailedError(_WithDetail, DashScopeError):
     """The task ran and ended FAILED (or CANCELED), or produced no usable image."""
+
+    key = "fail_task"
 
 
 class TaskUnknownError(DashScopeError):
     """The service no longer knows the task (UNKNOWN: never existed, or expired after 24 h)."""
 
+    key = "fail_expired"
+
 
 class ResultExpiredError(DashScopeError):
     """A result URL could not be downloaded any more (403/404 on the signed URL)."""
+
+    key = "fail_expired"
 
 
 # --- delivery ----------------------------------------------------------------------------------
@@ -179,6 +251,8 @@ class ResultExpiredError(DashScopeError):
 
 class DeliveryError(BotError):
     """The result could not be handed to the user (they blocked the bot, the chat is gone)."""
+
+    key = "fail_delivery"
 
     def __init__(self, reason: str, *, permanent: bool) -> None:
         self.reason = reason

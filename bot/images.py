@@ -49,6 +49,7 @@ from PIL import (  # the plugins Image.open(formats=...) needs registered up fro
     WebPImagePlugin,  # noqa: F401
 )
 
+from bot.api_limits import EXPAND_SCALE_RANGE, MAX_IMAGE_BYTES, QWEN_SIDE_RANGE, WANX_SIDE_RANGE
 from bot.bailian.models import Model
 from bot.errors import ImageError
 
@@ -64,11 +65,15 @@ class SizeLimits:
     max_bytes: int
 
 
-MAX_BYTES = 10 * 1024 * 1024
+MAX_BYTES = MAX_IMAGE_BYTES  # the API's limit (bot.api_limits), under the name tests import
 
 LIMITS: dict[Model, SizeLimits] = {
-    Model.WANX_IMAGE_EDIT: SizeLimits(min_side=512, max_side=4096, max_bytes=MAX_BYTES),
-    Model.QWEN_IMAGE_EDIT: SizeLimits(min_side=384, max_side=3072, max_bytes=MAX_BYTES),
+    Model.WANX_IMAGE_EDIT: SizeLimits(
+        min_side=WANX_SIDE_RANGE[0], max_side=WANX_SIDE_RANGE[1], max_bytes=MAX_IMAGE_BYTES
+    ),
+    Model.QWEN_IMAGE_EDIT: SizeLimits(
+        min_side=QWEN_SIDE_RANGE[0], max_side=QWEN_SIDE_RANGE[1], max_bytes=MAX_IMAGE_BYTES
+    ),
 }
 
 # 64 MP covers 9000x6000 and today's 61 MP full-frame cameras; a decoded RGB copy is ~190 MB.
@@ -451,12 +456,12 @@ def fits_telegram_photo(info: ImageInfo) -> bool:
     )
 
 
-# The API gives each *_scale in [1.0, 2.0] and calls it the expansion ratio in that direction.
-# Our reading: a side's scale counts the original as 1, so left_scale 1.5 adds half the original
-# width on the left, and the total width is width * (left_scale + right_scale - 1); likewise
-# height with top/bottom. Centred growth on one axis thus multiplies it by at most 3.
-MIN_EXPAND_SCALE = 1.0
-MAX_EXPAND_SCALE = 2.0
+# The API gives each *_scale in EXPAND_SCALE_RANGE, [1.0, 2.0], and calls it the expansion
+# ratio in that direction. Our reading: a side's scale counts the original as 1, so left_scale
+# 1.5 adds half the original width on the left, and the total width is
+# width * (left_scale + right_scale - 1); likewise height with top/bottom. Centred growth on one
+# axis thus multiplies it by at most 3.
+MIN_EXPAND_SCALE, MAX_EXPAND_SCALE = EXPAND_SCALE_RANGE
 _MAX_AXIS_GROWTH = 2 * MAX_EXPAND_SCALE - 1
 
 

@@ -10,8 +10,8 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.bailian import BailianClient
 from bot.config import Settings
-from bot.pending import PendingStore
-from bot.pipeline import JobRunner
+from bot.conversations import Conversations
+from bot.jobs import JobService
 from bot.telegram_io import TelegramMessenger
 from storage.models import Store
 
@@ -25,8 +25,8 @@ class Services:
     session: aiohttp.ClientSession
     client: BailianClient
     messenger: TelegramMessenger
-    runner: JobRunner
-    pending: PendingStore
+    jobs: JobService
+    conversations: Conversations
     bot_username: str
 
     def is_admin(self, user_id: int) -> bool:

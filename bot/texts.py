@@ -7,8 +7,13 @@ sent with HTML parse mode.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.errors import BotError
 
 
 class Lang(StrEnum):
@@ -459,3 +464,15 @@ def text(key: str, lang: Lang | str, /, **params: object) -> str:
     entry = CATALOGUE[key]
     template = entry.zh if Lang(lang) is Lang.ZH else entry.en
     return template.format(**params) if params else template
+
+
+def render_error(error: BotError, lang: Lang | str) -> str:
+    """Any error of ours in words for the user: its catalogue text, then a working example.
+
+    Every parameter is escaped: they can carry what the user typed or what a service said.
+    """
+    params = {name: html.escape(str(value)) for name, value in error.text_params().items()}
+    problem = text(error.key, lang, **params)
+    if not error.example:
+        return problem
+    return text("parse_problem", lang, problem=problem, example=html.escape(error.example))

@@ -1,53 +1,130 @@
-"""Inline-keyboard presses: run again, upscale a result, pick an action or a style."""
+"""Inline-keyboard presses: run again, upscale a result, pick an action or a style.
+
+Each kind of button has its own route in ``bot.app.build_application`` (by the patterns of
+``bot.callback_data``); anything else is an expired or forged button.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
 
-from telegram import Update
+from telegram import CallbackQuery, Update
 
-from bot.commands import Command, ParsedCommand, parse_command, split_command
+from bot.callback_data import Again, PickAction, PickStyle, Upscale
+from bot.commands import Command, ParsedCommand, parse_command
+from bot.conversations import Pick
 from bot.errors import CommandParseError, JobNotFoundError
-from bot.pipeline import MAX_SEED, JobRunner, Requester
+from bot.jobs import JobSpec, Requester, new_seed
 from bot.services import BotContext
-from bot.texts import Lang, text
+from bot.texts import Lang, render_error, text
 from handlers.common import ImageRef, is_group, language_of
-from handlers.edit import ask_for_mask, parse_problem, run_command
+from handlers.edit import run_command
 from storage.models import Job
 
 logger = logging.getLogger(__name__)
 
 
-async def on_button(update: Update, context: BotContext) -> None:
-    """Route a callback query by the prefix of its data."""
+def _query(update: Update) -> tuple[CallbackQuery, str]:
     query = update.callback_query
-    user = update.effective_user
-    if query is None or user is None or query.data is None:
+    assert query is not None  # every route is a CallbackQueryHandler
+    # PTB hands a press without data to every pattern route, so each route still parses its own.
+    return query, query.data or ""
+
+
+async def again(update: Update, context: BotContext) -> None:
+    """Run a delivered request once more, with a new seed."""
+    query, data = _query(update)
+    press = Again.parse(data)
+    if press is None:
+        await expired(update, context)
         return
     lang = await language_of(update, context)
-    kind, _, rest = query.data.partition(":")
-    if kind == "again":
-        await _again(update, context, rest, lang)
-    elif kind == "up":
-        await _upscale(update, context, rest, lang)
-    elif kind == "pick":
-        await _pick(update, context, rest, lang)
-    else:
+    job = await _owned_job(update, context, press.job_id, lang)
+    if job is None:
+        return
+    await query.answer(text("button_started", lang))
+    who = _requester(update, context, job.chat_id, job.request_message_id, lang)
+    await context.services.jobs.accept(
+        who, JobSpec.of(job).parsed.with_seed(new_seed()), job.input_file_id,
+        mask_file_id=job.mask_file_id,
+    )
+
+
+async def upscale(update: Update, context: BotContext) -> None:
+    """Upscale one delivered result (by its Telegram file id, so nothing is downloaded twice)."""
+    query, data = _query(update)
+    job_id = Upscale.job_of(data)
+    if job_id is None:
+        await expired(update, context)
+        return
+    lang = await language_of(update, context)
+    job = await _owned_job(update, context, job_id, lang)
+    if job is None:
+        return
+    press = Upscale.parse(data)
+    if press is None or press.index >= len(job.result_file_ids) or not (
+        job.result_file_ids[press.index]
+    ):
         await query.answer(text("button_expired", lang), show_alert=True)
+        return
+    await query.answer(text("button_started", lang))
+    who = _requester(update, context, job.chat_id, job.request_message_id, lang)
+    parsed = ParsedCommand(command=Command.UPSCALE, prompt="", upscale_factor=2)
+    await context.services.jobs.accept(who, parsed, job.result_file_ids[press.index])
 
 
-async def _owned_job(
-    update: Update, context: BotContext, job_id_text: str, lang: Lang
-) -> Job | None:
-    """The job behind a result button, if the presser is the one who asked for it."""
-    query = update.callback_query
-    user = update.effective_user
-    assert query is not None and user is not None
+async def pick_action(update: Update, context: BotContext) -> None:
+    """A choice on the keyboard under a photo sent without a caption."""
+    _, data = _query(update)
+    press = PickAction.parse(data)
+    if press is None:
+        await expired(update, context)
+        return
+    lang = await language_of(update, context)
+    pick = await _take_pick(update, context, lang)
+    if pick is None:
+        return
     try:
-        job = await context.services.store.get_job(int(job_id_text))
-    except (ValueError, JobNotFoundError):
+        parsed = parse_command(f"/{press.command.value}", context.services.bot_username)
+    except CommandParseError as exc:
+        await context.services.messenger.send_text(
+            pick.chat_id, render_error(exc, lang), reply_to=pick.request_message_id
+        )
+        return
+    assert parsed is not None
+    await _run_pick(update, context, pick, parsed, lang)
+
+
+async def pick_style(update: Update, context: BotContext) -> None:
+    """A style on /localstyle's keyboard."""
+    _, data = _query(update)
+    press = PickStyle.parse(data)
+    if press is None:
+        await expired(update, context)
+        return
+    lang = await language_of(update, context)
+    pick = await _take_pick(update, context, lang, styles=True)
+    if pick is None:
+        return
+    assert pick.parsed is not None
+    await _run_pick(update, context, pick, pick.parsed.with_style(press.style), lang)
+
+
+async def expired(update: Update, context: BotContext) -> None:
+    """Any other button: from an older version of the bot, or forged."""
+    query, _ = _query(update)
+    await query.answer(text("button_expired", await language_of(update, context)),
+                       show_alert=True)
+
+
+async def _owned_job(update: Update, context: BotContext, job_id: int, lang: Lang) -> Job | None:
+    """The job behind a result button, if the presser is the one who asked for it."""
+    query, _ = _query(update)
+    user = update.effective_user
+    assert user is not None
+    try:
+        job = await context.services.store.get_job(job_id)
+    except JobNotFoundError:
         await query.answer(text("button_expired", lang), show_alert=True)
         return None
     message = query.message
@@ -57,94 +134,49 @@ async def _owned_job(
     return job
 
 
+async def _take_pick(
+    update: Update, context: BotContext, lang: Lang, *, styles: bool = False
+) -> Pick | None:
+    """The keyboard's pending choice, used up, if the presser owns it; else they are told."""
+    query, _ = _query(update)
+    user = update.effective_user
+    assert user is not None
+    message = query.message
+    conversations = context.services.conversations
+    pick = None
+    if message is not None:
+        pick = await conversations.get_pick(message.chat.id, message.message_id)
+    if pick is None or styles != (pick.parsed is not None):
+        await query.answer(text("button_expired", lang), show_alert=True)
+        return None
+    if pick.user_id != user.id:
+        await query.answer(text("not_your_button", lang), show_alert=True)
+        return None
+    assert message is not None
+    if await conversations.take_pick(message.chat.id, message.message_id) is None:
+        await query.answer(text("button_expired", lang), show_alert=True)  # pressed twice
+        return None
+    await query.answer()
+    return pick
+
+
+async def _run_pick(
+    update: Update, context: BotContext, pick: Pick, parsed: ParsedCommand, lang: Lang
+) -> None:
+    query, _ = _query(update)
+    message = query.message
+    assert message is not None
+    await context.services.messenger.edit_text(
+        message.chat.id, message.message_id,
+        text("picked", lang, choice=text(f"cmd_{parsed.command.value}", lang)),
+    )
+    who = _requester(update, context, pick.chat_id, pick.request_message_id, lang)
+    await run_command(context, who, parsed, ImageRef(pick.file_id, pick.request_message_id))
+
+
 def _requester(update: Update, context: BotContext, chat_id: int, message_id: int,
                lang: Lang) -> Requester:
     user = update.effective_user
     assert user is not None
     return Requester(user_id=user.id, chat_id=chat_id, message_id=message_id, lang=lang,
                      is_admin=context.services.is_admin(user.id), is_group=is_group(update))
-
-
-async def _again(update: Update, context: BotContext, rest: str, lang: Lang) -> None:
-    query = update.callback_query
-    assert query is not None
-    job = await _owned_job(update, context, rest, lang)
-    if job is None:
-        return
-    parsed, _ = JobRunner.spec_of(job)
-    await query.answer(text("button_started", lang))
-    who = _requester(update, context, job.chat_id, job.request_message_id, lang)
-    await context.services.runner.accept(
-        who, parsed.with_seed(secrets.randbelow(MAX_SEED + 1)), job.input_file_id,
-        mask_file_id=job.mask_file_id,
-    )
-
-
-async def _upscale(update: Update, context: BotContext, rest: str, lang: Lang) -> None:
-    query = update.callback_query
-    assert query is not None
-    job_text, _, index_text = rest.partition(":")
-    job = await _owned_job(update, context, job_text, lang)
-    if job is None:
-        return
-    raw = await context.services.store.get_setting(f"results:{job.id}")
-    file_ids: list[str] = json.loads(raw) if raw else []
-    # Only the plain indices our buttons carry: int() also takes "-1", "+0" and non-ASCII digits.
-    try:
-        if not (index_text.isascii() and index_text.isdigit()):
-            raise ValueError(index_text)
-        file_id = file_ids[int(index_text)]
-    except (ValueError, IndexError):
-        await query.answer(text("button_expired", lang), show_alert=True)
-        return
-    if not file_id:
-        await query.answer(text("button_expired", lang), show_alert=True)
-        return
-    await query.answer(text("button_started", lang))
-    who = _requester(update, context, job.chat_id, job.request_message_id, lang)
-    parsed = ParsedCommand(command=Command.UPSCALE, prompt="", upscale_factor=2)
-    await context.services.runner.accept(who, parsed, file_id)
-
-
-async def _pick(update: Update, context: BotContext, choice: str, lang: Lang) -> None:
-    query = update.callback_query
-    user = update.effective_user
-    assert query is not None and user is not None
-    message = query.message
-    services = context.services
-    if message is None:
-        await query.answer(text("button_expired", lang), show_alert=True)
-        return
-    pick = await services.pending.get_pick(message.chat.id, message.message_id)
-    if pick is None:
-        await query.answer(text("button_expired", lang), show_alert=True)
-        return
-    if pick.user_id != user.id:
-        await query.answer(text("not_your_button", lang), show_alert=True)
-        return
-    await services.pending.drop_pick(message.chat.id, message.message_id)
-    await query.answer()
-    if choice.startswith("ls:"):
-        split = split_command(pick.command_text, services.bot_username)
-        rest = split[1] if split else ""
-        command_text = f"/localstyle {choice[3:]} {rest}".strip()
-    else:
-        command_text = f"/{choice}"
-    who = _requester(update, context, pick.chat_id, pick.request_message_id, lang)
-    try:
-        parsed = parse_command(command_text, services.bot_username)
-    except CommandParseError as exc:
-        await services.messenger.send_text(pick.chat_id, parse_problem(exc, lang),
-                                           reply_to=pick.request_message_id)
-        return
-    if parsed is None:
-        return
-    await services.messenger.edit_text(
-        message.chat.id, message.message_id, text("picked", lang,
-                                                  choice=text(f"cmd_{parsed.command.value}", lang))
-    )
-    source = ImageRef(pick.file_id, pick.request_message_id)
-    if parsed.command is Command.ERASE:
-        await ask_for_mask(context, who, parsed, source, command_text)
-    else:
-        await run_command(context, who, parsed, source, command_text)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from telegram import Message, Update
 from telegram.constants import ChatType
 
-from bot.pipeline import Requester
+from bot.jobs import Requester
 from bot.services import BotContext
 from bot.texts import Lang
 

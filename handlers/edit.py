@@ -1,29 +1,30 @@
-"""Edit requests: a command in a photo's caption, or a command replying to a photo; masks."""
+"""Edit requests: a command in a photo's caption or replying to a photo; photos without one."""
 
 from __future__ import annotations
 
 import html
 import logging
 
-from telegram import Message, Update
+from telegram import Update
 from telegram.constants import ChatType
 
+from bot.callback_data import PickAction, PickStyle
 from bot.commands import (
     Command,
     LocalStyle,
     ParsedCommand,
     command_name,
-    is_command,
     parse_command,
     split_command,
 )
-from bot.errors import CommandParseError, ImageError, RequestValidationError
-from bot.pending import MaskWait
-from bot.pipeline import Requester, explain
+from bot.conversations import Pick
+from bot.errors import CommandParseError
+from bot.jobs import Requester
 from bot.ports import Button, Keyboard
 from bot.services import BotContext
-from bot.texts import Lang, text
+from bot.texts import render_error, text
 from handlers.common import ImageRef, image_of, looks_like_image, reply, requester
+from handlers.masks import ask_for_mask, mask_received
 
 logger = logging.getLogger(__name__)
 
@@ -33,76 +34,71 @@ QUICK_ACTIONS = (
 )
 
 
-def parse_problem(exc: CommandParseError, lang: Lang) -> str:
-    """A parse error as the user sees it: what is wrong, then an example that works."""
-    params = {k: html.escape(str(v)) for k, v in exc.params.items()}
-    problem = text(exc.key, lang, **params)
-    if not exc.example:
-        return problem
-    return text("parse_problem", lang, problem=problem, example=html.escape(exc.example))
-
-
-async def on_message(update: Update, context: BotContext) -> None:
-    """Every new message that is not one of the bot's own commands (/start, /quota, ...)."""
+async def on_command(update: Update, context: BotContext) -> None:
+    """A ``/command`` as a text or a caption: run it on its photo or the photo it replies to."""
     message = update.message
-    user = update.effective_user
-    if message is None or user is None or user.is_bot:
-        return
+    assert message is not None
     services = context.services
     content = message.caption or message.text or ""
-    image = image_of(message)
-    private = message.chat.type == ChatType.PRIVATE
-
-    if image is not None and not is_command(content):
-        wait = await services.pending.mask_wait(message.chat_id, user.id)
-        if wait is not None:
-            await _mask_received(update, context, message, wait, image, content)
-            return
-
-    if is_command(content):
-        name = command_name(content)
-        try:
-            parsed = parse_command(content, services.bot_username)
-        except CommandParseError as exc:
+    try:
+        parsed = parse_command(content, services.bot_username)
+    except CommandParseError as exc:
+        who = await requester(update, context, message)
+        await reply(message, context, render_error(exc, who.lang))
+        return
+    if parsed is None:
+        private = message.chat.type == ChatType.PRIVATE
+        if split_command(content, services.bot_username) is None and _addressed_to_us(
+            content, services.bot_username, private
+        ):
             who = await requester(update, context, message)
-            await reply(message, context, parse_problem(exc, who.lang))
-            return
-        if parsed is None:
-            if split_command(content, services.bot_username) is None and _addressed_to_us(
-                content, services.bot_username, private
-            ):
-                who = await requester(update, context, message)
-                await reply(message, context, text("unknown_command", who.lang,
-                                                   command=html.escape(name or content[:32])))
-            return
-        source = image or image_of(message.reply_to_message)
-        who = await requester(update, context, message)
-        if source is None:
-            await reply(message, context, text("need_image", who.lang,
-                                               command=parsed.command.value))
-            return
-        await run_command(context, who, parsed, source, content)
+            name = command_name(content)
+            await reply(message, context, text("unknown_command", who.lang,
+                                               command=html.escape(name or content[:32])))
         return
-
-    if image is not None and private:
-        who = await requester(update, context, message)
-        if content.strip():
-            try:
-                parsed = parse_command(f"/edit {content}", services.bot_username)
-            except CommandParseError as exc:
-                await reply(message, context, parse_problem(exc, who.lang))
-                return
-            assert parsed is not None
-            await run_command(context, who, parsed, image, f"/edit {content}")
-        elif looks_like_image(message):
-            await offer_actions(context, who, image)
-        else:
-            await reply(message, context, text("image_not_image", who.lang))
+    source = image_of(message) or image_of(message.reply_to_message)
+    who = await requester(update, context, message)
+    if source is None:
+        await reply(message, context, text("need_image", who.lang, command=parsed.command.value))
         return
+    await run_command(context, who, parsed, source)
 
-    if private and message.text:
-        who = await requester(update, context, message)
-        await reply(message, context, text("private_hint", who.lang))
+
+async def on_image(update: Update, context: BotContext) -> None:
+    """An image without a command: a mask someone waits for, else (private) an edit or a menu."""
+    message = update.message
+    user = update.effective_user
+    assert message is not None and user is not None
+    image = image_of(message)
+    assert image is not None
+    wait = await context.services.conversations.mask_wait(message.chat_id, user.id)
+    if wait is not None:
+        await mask_received(update, context, message, wait, image)
+        return
+    if message.chat.type != ChatType.PRIVATE:
+        return  # in groups the bot answers commands and mask replies only
+    who = await requester(update, context, message)
+    caption = message.caption or ""
+    if caption.strip():
+        try:
+            parsed = parse_command(f"/edit {caption}", context.services.bot_username)
+        except CommandParseError as exc:
+            await reply(message, context, render_error(exc, who.lang))
+            return
+        assert parsed is not None
+        await run_command(context, who, parsed, image)
+    elif looks_like_image(message):
+        await offer_actions(context, who, image)
+    else:
+        await reply(message, context, text("image_not_image", who.lang))
+
+
+async def on_private_text(update: Update, context: BotContext) -> None:
+    """Plain text in a private chat: how to ask for an edit."""
+    message = update.message
+    assert message is not None
+    who = await requester(update, context, message)
+    await reply(message, context, text("private_hint", who.lang))
 
 
 def _addressed_to_us(content: str, bot_username: str, private: bool) -> bool:
@@ -114,107 +110,47 @@ def _addressed_to_us(content: str, bot_username: str, private: bool) -> bool:
 
 
 async def run_command(
-    context: BotContext, who: Requester, parsed: ParsedCommand, source: ImageRef,
-    command_text: str,
+    context: BotContext, who: Requester, parsed: ParsedCommand, source: ImageRef
 ) -> None:
     """Start what a parsed command asks for, on the image it refers to."""
-    services = context.services
     if parsed.command is Command.LOCALSTYLE and parsed.style is None:
-        await offer_styles(context, who, source, command_text)
-        return
-    if parsed.command is Command.ERASE:
-        await ask_for_mask(context, who, parsed, source, command_text)
-        return
-    await services.runner.accept(who, parsed, source.file_id)
-
-
-async def ask_for_mask(
-    context: BotContext, who: Requester, parsed: ParsedCommand, source: ImageRef,
-    command_text: str,
-) -> None:
-    """Check the base image and options now, then wait for the mask."""
-    services = context.services
-    try:
-        services.runner.check_request(parsed, with_mask=True)
-        spec_model = services.runner.model_of(parsed)
-        await services.runner.prepared_input(source.file_id, spec_model)
-    except (RequestValidationError, ImageError) as exc:
-        await services.messenger.send_text(who.chat_id, explain(exc, who.lang),
-                                           reply_to=who.message_id)
-        return
-    key = "erase_ask_mask_group" if who.is_group else "erase_ask_mask"
-    prompt_id = await services.messenger.send_text(
-        who.chat_id, text(key, who.lang), reply_to=who.message_id
-    )
-    await services.pending.start_mask_wait(
-        user_id=who.user_id, chat_id=who.chat_id, file_id=source.file_id,
-        command_text=command_text, request_message_id=who.message_id,
-        prompt_message_id=prompt_id,
-    )
-
-
-async def _mask_received(
-    update: Update, context: BotContext, message: Message, wait: MaskWait, mask: ImageRef,
-    caption: str,
-) -> None:
-    services = context.services
-    who = await requester(update, context, message)
-    command_text = wait.command_text
-    if caption.strip():
-        command_text = f"{command_text} {caption}"
-    try:
-        parsed = parse_command(command_text, services.bot_username)
-    except CommandParseError as exc:
-        await reply(message, context, parse_problem(exc, who.lang))
-        return
-    assert parsed is not None
-    try:
-        base = await services.runner.prepared_input(wait.file_id, services.runner.model_of(parsed))
-        await services.runner.prepared_mask(mask.file_id, (base.width, base.height))
-    except ImageError as exc:
-        # The wait stays open: the user can send a better mask or /cancel.
-        await reply(message, context, f"{explain(exc, who.lang)}\n{text('mask_retry', who.lang)}")
-        return
-    await services.pending.end_mask_wait(message.chat_id, wait.user_id)
-    request = Requester(
-        user_id=who.user_id, chat_id=who.chat_id, message_id=wait.request_message_id,
-        lang=who.lang, is_admin=who.is_admin, is_group=who.is_group,
-    )
-    await services.runner.accept(request, parsed, wait.file_id, mask_file_id=mask.file_id)
+        await offer_styles(context, who, source, parsed)
+    elif parsed.command is Command.ERASE:
+        await ask_for_mask(context, who, parsed, source)
+    else:
+        await context.services.jobs.accept(who, parsed, source.file_id)
 
 
 async def offer_styles(
-    context: BotContext, who: Requester, source: ImageRef, command_text: str
+    context: BotContext, who: Requester, source: ImageRef, parsed: ParsedCommand
 ) -> None:
     """/localstyle without a style: a keyboard of the eight."""
-    services = context.services
     styles = list(LocalStyle)
-    rows: list[tuple[Button, ...]] = []
-    for start in range(0, len(styles), 2):
-        rows.append(tuple(
-            Button(style.label(who.lang.value), f"pick:ls:{style.value}")
-            for style in styles[start:start + 2]
-        ))
-    keyboard: Keyboard = tuple(rows)
-    message_id = await services.messenger.send_text(
-        who.chat_id, text("pick_style", who.lang), reply_to=who.message_id, keyboard=keyboard
+    keyboard: Keyboard = tuple(
+        tuple(Button(style.label(who.lang.value), PickStyle(style).encode())
+              for style in styles[start:start + 2])
+        for start in range(0, len(styles), 2)
     )
-    await services.pending.put_pick(
-        keyboard_message_id=message_id, user_id=who.user_id, chat_id=who.chat_id,
-        file_id=source.file_id, request_message_id=source.message_id,
-        command_text=command_text,
-    )
+    await _offer(context, who, source, text("pick_style", who.lang), keyboard, parsed)
 
 
 async def offer_actions(context: BotContext, who: Requester, source: ImageRef) -> None:
     """A photo without a caption in a private chat: what shall we do with it?"""
-    services = context.services
-    buttons = [Button(text(f"cmd_{c.value}", who.lang), f"pick:{c.value}") for c in QUICK_ACTIONS]
+    buttons = [Button(text(f"cmd_{c.value}", who.lang), PickAction(c).encode())
+               for c in QUICK_ACTIONS]
     keyboard: Keyboard = tuple(tuple(buttons[i:i + 2]) for i in range(0, len(buttons), 2))
+    await _offer(context, who, source, text("pick_action", who.lang), keyboard, None)
+
+
+async def _offer(
+    context: BotContext, who: Requester, source: ImageRef, question: str, keyboard: Keyboard,
+    parsed: ParsedCommand | None,
+) -> None:
+    services = context.services
     message_id = await services.messenger.send_text(
-        who.chat_id, text("pick_action", who.lang), reply_to=who.message_id, keyboard=keyboard
+        who.chat_id, question, reply_to=who.message_id, keyboard=keyboard
     )
-    await services.pending.put_pick(
-        keyboard_message_id=message_id, user_id=who.user_id, chat_id=who.chat_id,
-        file_id=source.file_id, request_message_id=source.message_id,
-    )
+    await services.conversations.put_pick(message_id, Pick(
+        user_id=who.user_id, chat_id=who.chat_id, file_id=source.file_id,
+        request_message_id=source.message_id, parsed=parsed,
+    ))

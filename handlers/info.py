@@ -78,7 +78,7 @@ async def cancel(update: Update, context: BotContext) -> None:
     if message is None or user is None:
         return
     lang = await language_of(update, context)
-    ended = await context.services.pending.end_mask_wait(message.chat_id, user.id)
+    ended = await context.services.conversations.end_mask_wait(message.chat_id, user.id)
     await reply(message, context, text("cancelled" if ended else "nothing_to_cancel", lang))
 
 

@@ -4,6 +4,8 @@ from storage.factory import open_store
 from storage.models import (
     ALLOWED_TRANSITIONS,
     AuditEntry,
+    Conversation,
+    ConversationKind,
     Job,
     JobState,
     NewJob,
@@ -19,6 +21,8 @@ from storage.sqlite import SqliteStore
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "AuditEntry",
+    "Conversation",
+    "ConversationKind",
     "Job",
     "JobState",
     "NewJob",

@@ -106,9 +106,55 @@ V2_STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX jobs_quota_month ON jobs (quota_month, reservation_open)",
 )
 
+V3_STATEMENTS: tuple[str, ...] = (
+    # JSON list of Telegram file ids, like result_urls.
+    "ALTER TABLE jobs ADD COLUMN result_file_ids TEXT NOT NULL DEFAULT '[]'",
+    # Adding a storage.models.ConversationKind needs a migration that widens this CHECK.
+    """
+    CREATE TABLE conversations (
+        kind TEXT NOT NULL CHECK (kind IN ('mask_wait', 'pick')),
+        chat_id INTEGER NOT NULL,
+        key INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (kind, chat_id, key)
+    ) WITHOUT ROWID
+    """,
+    # Pruning deletes by expiry.
+    "CREATE INDEX conversations_expires_at ON conversations (expires_at)",
+    # Earlier releases kept a delivered job's file ids in settings as results:<job id> = a JSON
+    # list; move them onto the job. A value that is not a JSON array of strings (none was ever
+    # written) is left behind, and deleted below, rather than breaking the job's record.
+    """
+    UPDATE jobs SET result_file_ids = (
+        SELECT value FROM settings WHERE settings.key = 'results:' || jobs.id
+    )
+    WHERE EXISTS (
+        SELECT 1 FROM settings
+        WHERE settings.key = 'results:' || jobs.id
+            AND json_valid(settings.value) AND json_type(settings.value) = 'array'
+            AND NOT EXISTS (
+                SELECT 1 FROM json_each(settings.value) WHERE json_each.type != 'text'
+            )
+    )
+    """,
+    # maskwait:<chat>:<user> and pick:<chat>:<message> were conversation state, kept as JSON in
+    # settings. They live 10 minutes and 24 hours, so they are dropped, not carried over: at
+    # worst someone sends /erase again or presses a fresh keyboard.
+    """
+    DELETE FROM settings
+    WHERE substr(key, 1, 8) = 'results:'
+        OR substr(key, 1, 9) = 'maskwait:'
+        OR substr(key, 1, 5) = 'pick:'
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "users, monthly usage, jobs, audit log", V1_STATEMENTS),
     Migration(2, "settings table, index for the monthly report", V2_STATEMENTS),
+    Migration(3, "conversations table; delivered file ids on jobs", V3_STATEMENTS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -97,11 +97,34 @@ class Job:
     images_delivered: int
     reservation_open: bool  # True until settle or refund closed it (idempotency guard)
     result_urls: tuple[str, ...]
+    result_file_ids: tuple[str, ...]  # Telegram file ids of the delivered images, in order
     error_code: str | None
     error_message: str | None
     attempts: int
     created_at: datetime
     updated_at: datetime
+
+
+class ConversationKind(StrEnum):
+    """Something a person is in the middle of, that the bot waits on."""
+
+    MASK_WAIT = "mask_wait"  # /erase asked for a mask; keyed by the person
+    PICK = "pick"  # an inline keyboard of choices; keyed by the keyboard's message
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One pending conversation; unique by ``(kind, chat_id, key)``."""
+
+    kind: ConversationKind
+    chat_id: int
+    # What the conversation hangs on: the owner's user id for per-person waits, the keyboard's
+    # message id for picks.
+    key: int
+    user_id: int  # the owner: only they may continue it
+    payload: str  # JSON encoded by bot.conversations; opaque to the store
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -198,8 +221,11 @@ class Store(Protocol):
 
     async def mark_succeeded(self, job_id: int, result_urls: tuple[str, ...]) -> Job: ...
 
-    async def mark_delivered(self, job_id: int, images_delivered: int) -> Job:
-        """Settle the reservation for the images delivered and finish the job, in one step."""
+    async def mark_delivered(
+        self, job_id: int, images_delivered: int, file_ids: tuple[str, ...] = ()
+    ) -> Job:
+        """Settle the reservation for the images delivered, keep their Telegram file ids and
+        finish the job, in one step."""
         ...
 
     async def mark_failed(self, job_id: int, code: str, message: str) -> Job:
@@ -239,6 +265,33 @@ class Store(Protocol):
 
     async def active_jobs(self) -> list[Job]:
         """Jobs submitted or succeeded but not yet final (for /queue)."""
+        ...
+
+    # conversations (what a person is in the middle of)
+    async def put_conversation(
+        self, kind: ConversationKind, chat_id: int, key: int, *, user_id: int, payload: str,
+        ttl_seconds: float,
+    ) -> Conversation:
+        """Start the conversation ``(kind, chat_id, key)``, replacing one that was there."""
+        ...
+
+    async def get_conversation(
+        self, kind: ConversationKind, chat_id: int, key: int
+    ) -> Conversation | None:
+        """The conversation if it exists and has not expired."""
+        ...
+
+    async def end_conversation(
+        self, kind: ConversationKind, chat_id: int, key: int
+    ) -> Conversation | None:
+        """Delete the conversation and return it (None if absent or expired).
+
+        Of concurrent callers exactly one gets it: a keyboard pressed twice is used once.
+        """
+        ...
+
+    async def prune_conversations(self) -> int:
+        """Delete every expired conversation; returns how many."""
         ...
 
     # admin settings (small key/value facts the bot keeps, e.g. when an alert was last sent)

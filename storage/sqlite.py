@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +34,8 @@ from storage.migrations import migrate
 from storage.models import (
     ALLOWED_TRANSITIONS,
     AuditEntry,
+    Conversation,
+    ConversationKind,
     Job,
     JobState,
     NewJob,
@@ -51,6 +53,9 @@ DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
 Clock = Callable[[], datetime]
 Params = tuple[Any, ...]
+
+# Picks out one conversation; parameters (kind, chat_id, key).
+_CONVERSATION_KEY = "kind = ? AND chat_id = ? AND key = ?"
 
 
 def utc_now() -> datetime:
@@ -100,11 +105,24 @@ def _job(row: aiosqlite.Row) -> Job:
         images_delivered=row["images_delivered"],
         reservation_open=bool(row["reservation_open"]),
         result_urls=tuple(json.loads(row["result_urls"])),
+        result_file_ids=tuple(json.loads(row["result_file_ids"])),
         error_code=row["error_code"],
         error_message=row["error_message"],
         attempts=row["attempts"],
         created_at=_from_text(row["created_at"]),
         updated_at=_from_text(row["updated_at"]),
+    )
+
+
+def _conversation(row: aiosqlite.Row) -> Conversation:
+    return Conversation(
+        kind=ConversationKind(row["kind"]),
+        chat_id=row["chat_id"],
+        key=row["key"],
+        user_id=row["user_id"],
+        payload=row["payload"],
+        created_at=_from_text(row["created_at"]),
+        expires_at=_from_text(row["expires_at"]),
     )
 
 
@@ -525,7 +543,7 @@ class SqliteStore:
         async with self._transaction(write=True) as tx:
             quota = await self._known_quota(tx, job.user_id, month)
             if not job.unlimited and quota.used + quota.reserved + n > quota.limit + quota.granted:
-                raise QuotaExceededError(quota.remaining, n)
+                raise QuotaExceededError(quota.remaining, n, limit=quota.limit + quota.granted)
             await self._add_usage(tx, job.user_id, month, reserved=n)
             stamp = _to_text(now)
             job_id = await tx.insert(
@@ -562,8 +580,11 @@ class SqliteStore:
             return await self._move(tx, row, JobState.SUCCEEDED,
                                     result_urls=json.dumps(list(result_urls)))
 
-    async def mark_delivered(self, job_id: int, images_delivered: int) -> Job:
-        """Settle the reservation for the images delivered and finish the job, in one step.
+    async def mark_delivered(
+        self, job_id: int, images_delivered: int, file_ids: tuple[str, ...] = ()
+    ) -> Job:
+        """Settle the reservation for the images delivered, keep their Telegram file ids and
+        finish the job, in one step.
 
         If the reservation was already settled, the earlier settlement stands.
         """
@@ -574,7 +595,8 @@ class SqliteStore:
             if JobState.DELIVERED not in ALLOWED_TRANSITIONS[current]:
                 raise IllegalTransitionError(job_id, current.value, JobState.DELIVERED.value)
             await self._close_reservation(tx, row, charged)
-            return await self._move(tx, row, JobState.DELIVERED)
+            return await self._move(tx, row, JobState.DELIVERED,
+                                    result_file_ids=json.dumps(list(file_ids)))
 
     async def mark_failed(self, job_id: int, code: str, message: str) -> Job:
         """Refund the reservation and finish the job, in one step."""
@@ -650,6 +672,71 @@ class SqliteStore:
                 (JobState.SUBMITTED.value, JobState.SUCCEEDED.value),
             )
         return [_job(row) for row in rows]
+
+    # --- conversations ---------------------------------------------------------------------
+    # Expiry is compared on the stored text: _to_text is fixed-width UTC, so text order is time
+    # order (and the expires_at index serves the prune).
+
+    async def put_conversation(
+        self, kind: ConversationKind, chat_id: int, key: int, *, user_id: int, payload: str,
+        ttl_seconds: float,
+    ) -> Conversation:
+        """Start the conversation ``(kind, chat_id, key)``, replacing one that was there."""
+        if not ttl_seconds > 0:
+            raise ValueError(f"ttl_seconds must be positive, not {ttl_seconds}")
+        now = self._now()
+        ident = (ConversationKind(kind).value, chat_id, key)
+        async with self._transaction(write=True) as tx:
+            await tx.run(
+                "INSERT INTO conversations (kind, chat_id, key, user_id, payload, created_at,"
+                " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (kind, chat_id, key) DO UPDATE SET user_id = excluded.user_id,"
+                " payload = excluded.payload, created_at = excluded.created_at,"
+                " expires_at = excluded.expires_at",
+                (*ident, user_id, payload, _to_text(now),
+                 _to_text(now + timedelta(seconds=ttl_seconds))),
+            )
+            row = await tx.one(f"SELECT * FROM conversations WHERE {_CONVERSATION_KEY}",
+                               ident)
+        assert row is not None
+        return _conversation(row)
+
+    async def get_conversation(
+        self, kind: ConversationKind, chat_id: int, key: int
+    ) -> Conversation | None:
+        """The conversation if it exists and has not expired."""
+        async with self._transaction(write=False) as tx:
+            row = await tx.one(
+                f"SELECT * FROM conversations WHERE {_CONVERSATION_KEY}"
+                " AND expires_at > ?",
+                (ConversationKind(kind).value, chat_id, key, _to_text(self._now())),
+            )
+        return None if row is None else _conversation(row)
+
+    async def end_conversation(
+        self, kind: ConversationKind, chat_id: int, key: int
+    ) -> Conversation | None:
+        """Delete the conversation and return it (None if absent or expired; an expired one is
+        deleted too).
+
+        Read and delete share one write transaction, so of concurrent callers (on this store,
+        another store or another process) exactly one gets it.
+        """
+        ident = (ConversationKind(kind).value, chat_id, key)
+        async with self._transaction(write=True) as tx:
+            now = _to_text(self._now())
+            row = await tx.one(f"SELECT * FROM conversations WHERE {_CONVERSATION_KEY}",
+                               ident)
+            if row is None:
+                return None
+            await tx.run(f"DELETE FROM conversations WHERE {_CONVERSATION_KEY}", ident)
+        return _conversation(row) if row["expires_at"] > now else None
+
+    async def prune_conversations(self) -> int:
+        """Delete every expired conversation; returns how many."""
+        async with self._transaction(write=True) as tx:
+            return await tx.run("DELETE FROM conversations WHERE expires_at <= ?",
+                                (_to_text(self._now()),))
 
     # --- settings --------------------------------------------------------------------------
 

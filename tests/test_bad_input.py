@@ -25,8 +25,7 @@ from PIL import Image
 
 from bot.commands import parse_command
 from bot.errors import CommandParseError
-from bot.texts import CATALOGUE, Lang, text
-from handlers.edit import parse_problem
+from bot.texts import CATALOGUE, Lang, render_error, text
 from tests.harness import Harness, make_image, make_mask, replied_to
 
 pytestmark = pytest.mark.slow
@@ -300,7 +299,7 @@ async def test_bad_option_or_prompt_is_explained_before_any_download(
     alice = harness.user(ALICE)
     request = tg.send_photo(alice, tg.private_chat(alice), make_image(), caption)
     answer = await harness.reply_to(request)
-    assert answer.params["text"] == parse_problem(parse_error.value, Lang.EN)
+    assert answer.params["text"] == render_error(parse_error.value, Lang.EN)
     assert "For example" in answer.params["text"]
     assert not tg.calls_to("getFile")
     assert not harness.emulator.requests

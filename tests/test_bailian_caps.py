@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from bot.bailian import BailianClient, PollPolicy, RetryPolicy
 from bot.bailian.emulator import DashScopeEmulator
 from tests.test_bailian_client import API_KEY, wanx
+
+# Real-time windows and subprocesses: in the full run (`pytest`), not in the fast lane.
+pytestmark = pytest.mark.slow
 
 JOBS = 50
 QPS = 10

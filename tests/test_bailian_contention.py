@@ -23,6 +23,9 @@ from bot.bailian import (
 from bot.bailian.emulator import DashScopeEmulator
 from bot.bailian.poller import contended_policy
 
+# Real-time windows and subprocesses: in the full run (`pytest`), not in the fast lane.
+pytestmark = pytest.mark.slow
+
 API_KEY = "contention-key"
 
 

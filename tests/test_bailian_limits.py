@@ -23,6 +23,7 @@ def max_in_window(times: list[float], window: float) -> int:
     return best
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("qps", [5.0, 7.5, 20.0])
 async def test_never_more_than_qps_in_any_one_second_window(qps: float) -> None:
     limiter = RateLimiter(qps, margin=0.01)
@@ -46,6 +47,7 @@ async def test_below_one_qps_spaces_requests() -> None:
     assert (limiter.capacity, limiter.window) == (1, 1.5)
 
 
+@pytest.mark.slow
 async def test_submits_go_before_polls_that_waited_longer() -> None:
     # No reserve: six polls fill the window, so everything below waits for it to slide.
     limiter = RateLimiter(6, margin=0.0, poll_reserve=0)
@@ -67,6 +69,7 @@ async def test_submits_go_before_polls_that_waited_longer() -> None:
     assert limiter.grants_by_priority[Priority.POLL] == 9
 
 
+@pytest.mark.slow
 async def test_polls_leave_a_grant_free_for_a_submit() -> None:
     limiter = RateLimiter(6, margin=0.0, poll_reserve=1)
     assert limiter.poll_capacity == 5
@@ -84,6 +87,7 @@ async def test_polls_leave_a_grant_free_for_a_submit() -> None:
     assert 0.9 < limiter.max_wait[Priority.POLL] < 1.2
 
 
+@pytest.mark.slow
 async def test_a_submit_arriving_behind_a_waiting_poll_is_served_when_the_window_allows() -> None:
     limiter = RateLimiter(6, margin=0.0, poll_reserve=1)
     started = time.monotonic()
@@ -112,6 +116,7 @@ async def test_polls_still_run_when_the_window_holds_one_grant(qps: float) -> No
     assert time.monotonic() - started < 0.05
 
 
+@pytest.mark.slow
 async def test_a_cancelled_waiter_does_not_use_a_grant() -> None:
     limiter = RateLimiter(1, margin=0.0)
     await limiter.acquire()
@@ -228,6 +233,7 @@ def test_latency_model_learns_the_region_and_resists_survivorship() -> None:
     assert model.region(running_elapsed=9.0) == (1.5, 9.5)
 
 
+@pytest.mark.slow
 async def test_an_exchange_counts_until_it_ends_and_then_from_its_end() -> None:
     limiter = RateLimiter(1, margin=0.0)
     started = time.monotonic()
@@ -239,6 +245,7 @@ async def test_an_exchange_counts_until_it_ends_and_then_from_its_end() -> None:
     assert time.monotonic() - started == pytest.approx(1.4, abs=0.1)
 
 
+@pytest.mark.slow
 async def test_exchanges_under_way_never_expire_from_the_window() -> None:
     limiter = RateLimiter(2, margin=0.0)
     release = asyncio.Event()
@@ -258,6 +265,7 @@ async def test_exchanges_under_way_never_expire_from_the_window() -> None:
     limiter.close()
 
 
+@pytest.mark.slow
 async def test_an_exchange_cancelled_while_waiting_for_its_grant_holds_nothing() -> None:
     limiter = RateLimiter(1, margin=0.0)
     await limiter.acquire(Priority.SUBMIT)

@@ -368,6 +368,7 @@ def test_animated_images_use_the_first_frame(fmt: str) -> None:
 # --- byte limit ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_noise_too_big_for_jpeg_limit_is_recompressed() -> None:
     raw = encode(noise((4000, 4000), "RGB"), "TIFF")  # uncompressed: quick to write
     assert len(raw) > MAX_BYTES
@@ -376,6 +377,7 @@ def test_noise_too_big_for_jpeg_limit_is_recompressed() -> None:
     assert_fits(prepared, WANX)
 
 
+@pytest.mark.slow
 def test_noise_with_alpha_too_big_for_png_is_downscaled() -> None:
     raw = encode(noise((2000, 2000), "RGBA"), "TIFF")
     assert len(raw) > MAX_BYTES

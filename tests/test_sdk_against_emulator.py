@@ -23,6 +23,9 @@ from tests.emulator_fixtures import (
     png_bytes,
 )
 
+# Real-time windows and subprocesses: in the full run (`pytest`), not in the fast lane.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[DashScopeEmulator]:

@@ -285,7 +285,7 @@ async def test_another_users_image_is_never_a_mask(harness: Harness) -> None:
     tg.send_document(bob, group, make_mask(640, 480), file_name="m.png", caption="here")
     await harness.reply_to(tg.send_text(bob, tg.private_chat(bob), "/quota"))
     assert not harness.emulator.requests
-    assert [await harness.services.pending.mask_wait(c, ALICE) for c in (ALICE, group["id"])]
+    assert [await harness.services.conversations.mask_wait(c, ALICE) for c in (ALICE, group["id"])]
 
     # Alice's own masks, each in its chat, are taken.
     tg.send_photo(alice, tg.private_chat(alice), make_mask(640, 480))

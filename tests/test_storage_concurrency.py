@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -226,6 +227,7 @@ async def check(store: SqliteStore, jobs: list[Expected]) -> None:
             assert status.used + status.reserved <= status.limit + status.granted
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(st.lists(operation, max_size=25))
 def test_random_histories_keep_the_books_balanced(operations: list[tuple[Any, ...]]) -> None:
@@ -286,6 +288,7 @@ async def kill_a_worker_mid_burst(path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 async def test_killed_writer_leaves_consistent_books(tmp_path: Path) -> None:
     path = tmp_path / "crash.sqlite3"
     for _ in range(3):

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import math
 
+from bot.api_limits import (
+    EXPAND_SCALE_RANGE,
+    MAX_NEGATIVE_PROMPT_CHARS,
+    MAX_PROMPT_CHARS,
+    N_RANGE,
+    SEED_RANGE,
+    STRENGTH_RANGE,
+    UPSCALE_FACTOR_RANGE,
+)
 from bot.bailian.models import EditParameters, EditRequest, Function, Model
 from bot.errors import RequestValidationError
-
-MAX_PROMPT_CHARS = 800
-MAX_NEGATIVE_PROMPT_CHARS = 500
-N_RANGE = (1, 4)
-SEED_RANGE = (0, 2_147_483_647)
-STRENGTH_RANGE = (0.0, 1.0)
-SCALE_RANGE = (1.0, 2.0)
-UPSCALE_FACTOR_RANGE = (1, 4)
 
 SCALE_FIELDS = ("top_scale", "bottom_scale", "left_scale", "right_scale")
 
@@ -130,7 +131,7 @@ def _validate_values(parameters: EditParameters) -> None:
     _check_int("upscale_factor", parameters.upscale_factor, UPSCALE_FACTOR_RANGE)
     _check_float("strength", parameters.strength, STRENGTH_RANGE)
     for name in SCALE_FIELDS:
-        _check_float(name, getattr(parameters, name), SCALE_RANGE)
+        _check_float(name, getattr(parameters, name), EXPAND_SCALE_RANGE)
     for name in ("watermark", "is_sketch"):
         value = getattr(parameters, name)
         if value is not None and not isinstance(value, bool):

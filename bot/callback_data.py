@@ -1,0 +1,182 @@
+"""Inline-button data: every kind is built and read here, and nowhere else.
+
+The wire formats below are fixed: buttons already sent keep their data for as long as their
+messages live, so a change here would strand them.
+
+* ``again:<job id>``: run a job again with a new seed (:class:`Again`);
+* ``up:<job id>:<result index>``: upscale one result of a job (:class:`Upscale`);
+* ``pick:<command>``: an action offered under a photo sent without a caption, a
+  :class:`~bot.commands.Command` value (:class:`PickAction`);
+* ``pick:ls:<style>``: a style for /localstyle, a :class:`~bot.commands.LocalStyle` value
+  (:class:`PickStyle`).
+
+Reading is strict: numbers are plain ASCII digits with no sign, no leading zero, no ``_`` and no
+spaces (``int()`` would take all of those, and full-width digits too); a job id has 1 to 12
+digits (ids start at 1), a result index 1 or 2 (0 to 99). Anything else is not ours and
+:func:`parse` gives ``None``. Each kind's ``PATTERN`` is anchored with ``\\A...\\Z``:
+python-telegram-bot's ``CallbackQueryHandler(pattern=...)`` calls ``pattern.match(data)``, which
+would otherwise accept any text that merely starts like ours (``$`` would also let a trailing
+newline through).
+
+Telegram takes at most 64 bytes of callback data. The longest data any kind can hold is
+``up:`` + 12 digits + ``:`` + 2 digits, 18 ASCII bytes (the longest pick today is
+``pick:ls:porcelain``, 17), so the limit holds; each ``encode`` still checks it, so a longer
+command or style value added to the enums fails where the button is built, not in Telegram's
+reply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Self, TypeAlias
+
+from bot.commands import Command, LocalStyle
+
+# Telegram Bot API, InlineKeyboardButton.callback_data: "1-64 bytes".
+MAX_CALLBACK_DATA_BYTES = 64
+MAX_JOB_ID = 10**12 - 1  # 12 digits
+MAX_RESULT_INDEX = 99  # 2 digits
+
+# Canonical decimal forms: no leading zero (so every number has exactly one spelling).
+_JOB_ID = r"[1-9][0-9]{0,11}"
+_INDEX = r"0|[1-9][0-9]?"
+
+
+def _alternatives(values: list[str]) -> str:
+    """An alternation matching exactly one of ``values`` (longest first, each escaped)."""
+    return "|".join(re.escape(value) for value in sorted(values, key=len, reverse=True))
+
+
+def _pattern(body: str) -> re.Pattern[str]:
+    return re.compile(rf"\A{body}\Z", re.ASCII)
+
+
+def _checked(data: str) -> str:
+    if len(data.encode()) > MAX_CALLBACK_DATA_BYTES:
+        raise ValueError(f"callback data over {MAX_CALLBACK_DATA_BYTES} bytes: {data!r}")
+    return data
+
+
+def _check_int(name: str, value: int, low: int, high: int) -> None:
+    # bool is an int subclass; True as a job id is a bug, not job 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+
+@dataclass(frozen=True)
+class Again:
+    """``again:<job id>``: run job ``job_id`` again with a new seed."""
+
+    PATTERN: ClassVar[re.Pattern[str]] = _pattern(rf"again:(?P<job>{_JOB_ID})")
+
+    job_id: int
+
+    def __post_init__(self) -> None:
+        _check_int("job_id", self.job_id, 1, MAX_JOB_ID)
+
+    def encode(self) -> str:
+        return _checked(f"again:{self.job_id}")
+
+    @classmethod
+    def parse(cls, raw: str) -> Self | None:
+        match = cls.PATTERN.fullmatch(raw)
+        return None if match is None else cls(int(match["job"]))
+
+
+@dataclass(frozen=True)
+class Upscale:
+    """``up:<job id>:<result index>``: upscale result ``index`` (from 0) of job ``job_id``."""
+
+    PATTERN: ClassVar[re.Pattern[str]] = _pattern(rf"up:(?P<job>{_JOB_ID}):(?P<index>{_INDEX})")
+    # The route: any press naming a job's results, so that a press on someone else's job is
+    # told so before the rest of its data is judged.
+    ROUTE: ClassVar[re.Pattern[str]] = re.compile(rf"\Aup:(?P<job>{_JOB_ID})(?:\Z|:)", re.ASCII)
+
+    job_id: int
+    index: int
+
+    def __post_init__(self) -> None:
+        _check_int("job_id", self.job_id, 1, MAX_JOB_ID)
+        _check_int("index", self.index, 0, MAX_RESULT_INDEX)
+
+    def encode(self) -> str:
+        return _checked(f"up:{self.job_id}:{self.index}")
+
+    @classmethod
+    def parse(cls, raw: str) -> Self | None:
+        match = cls.PATTERN.fullmatch(raw)
+        return None if match is None else cls(int(match["job"]), int(match["index"]))
+
+    @classmethod
+    def job_of(cls, raw: str) -> int | None:
+        """The job an upscale press names, whether or not the rest of it is well formed."""
+        match = cls.ROUTE.match(raw)
+        return None if match is None else int(match["job"])
+
+
+@dataclass(frozen=True)
+class PickAction:
+    """``pick:<command>``: the action chosen for a photo sent without a caption."""
+
+    PATTERN: ClassVar[re.Pattern[str]] = _pattern(
+        rf"pick:(?P<command>{_alternatives([c.value for c in Command])})"
+    )
+
+    command: Command
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.command, Command):
+            raise TypeError(f"command must be a Command, got {self.command!r}")
+
+    def encode(self) -> str:
+        return _checked(f"pick:{self.command.value}")
+
+    @classmethod
+    def parse(cls, raw: str) -> Self | None:
+        match = cls.PATTERN.fullmatch(raw)
+        return None if match is None else cls(Command(match["command"]))
+
+
+@dataclass(frozen=True)
+class PickStyle:
+    """``pick:ls:<style>``: the style chosen for /localstyle."""
+
+    PATTERN: ClassVar[re.Pattern[str]] = _pattern(
+        rf"pick:ls:(?P<style>{_alternatives([s.value for s in LocalStyle])})"
+    )
+
+    style: LocalStyle
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.style, LocalStyle):
+            raise TypeError(f"style must be a LocalStyle, got {self.style!r}")
+
+    def encode(self) -> str:
+        return _checked(f"pick:ls:{self.style.value}")
+
+    @classmethod
+    def parse(cls, raw: str) -> Self | None:
+        match = cls.PATTERN.fullmatch(raw)
+        return None if match is None else cls(LocalStyle(match["style"]))
+
+
+CallbackData: TypeAlias = Again | Upscale | PickAction | PickStyle
+
+KINDS: tuple[type[Again], type[Upscale], type[PickAction], type[PickStyle]] = (
+    Again,
+    Upscale,
+    PickAction,
+    PickStyle,
+)
+
+
+def parse(raw: str) -> CallbackData | None:
+    """The button ``raw`` came from, or None when it is none of ours (or malformed)."""
+    for kind in KINDS:
+        parsed = kind.parse(raw)
+        if parsed is not None:
+            return parsed
+    return None

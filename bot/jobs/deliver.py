@@ -1,0 +1,132 @@
+"""Delivery: results downloaded, sent as a reply with their buttons, and the quota settled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from bot.bailian import BailianClient
+from bot.bailian.models import Model
+from bot.callback_data import Again, Upscale
+from bot.commands import Command
+from bot.errors import BotError, DashScopeError, DeliveryError, ImageError, ResultExpiredError
+from bot.images import fits_telegram_photo, image_info
+from bot.jobs.notify import Failures, StatusLines
+from bot.jobs.requests import JobSpec
+from bot.ports import Button, Keyboard, Messenger, OutgoingImage
+from bot.texts import Lang, text
+from storage.models import Job, Store
+
+logger = logging.getLogger(__name__)
+
+# How long a stopping bot lets deliveries already under way finish.
+STOP_GRACE_SECONDS = 15.0
+
+
+def result_keyboard(job: Job, count: int, lang: Lang) -> Keyboard:
+    """"Again" for the whole request, "Upscale" for each result."""
+    again = Button(text("btn_again", lang), Again(job.id).encode())
+    if count == 1:
+        return ((again, Button(text("btn_upscale", lang),
+                               Upscale(job.id, 0).encode())),)
+    ups = tuple(Button(text("btn_upscale_n", lang, index=i + 1),
+                       Upscale(job.id, i).encode()) for i in range(count))
+    return ((again,), ups)
+
+
+class Deliverer:
+    """Sends a succeeded job's images; each delivery runs to its end even while stopping."""
+
+    def __init__(
+        self, *, store: Store, client: BailianClient, messenger: Messenger,
+        status: StatusLines, failures: Failures, admin_ids: Iterable[int],
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._messenger = messenger
+        self._status = status
+        self._failures = failures
+        self._admin_ids = frozenset(admin_ids)
+        self._deliveries: set[asyncio.Task[None]] = set()
+
+    async def deliver_shielded(self, job: Job) -> None:
+        """Deliver in a task of its own, so a stopping bot lets it finish instead of sending
+        twice after the restart."""
+        delivery = asyncio.create_task(self.deliver(job))
+        self._deliveries.add(delivery)
+        delivery.add_done_callback(self._deliveries.discard)
+        await asyncio.shield(delivery)
+
+    async def drain(self) -> None:
+        """Let deliveries under way finish (up to STOP_GRACE_SECONDS), then cancel the rest."""
+        if not self._deliveries:
+            return
+        done, pending = await asyncio.wait(self._deliveries, timeout=STOP_GRACE_SECONDS)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*done, *pending, return_exceptions=True)
+
+    async def deliver(self, job: Job) -> None:
+        spec = JobSpec.of(job)
+        images, last_error = await self._download_results(job, spec)
+        if not images:
+            await self._failures.fail(job, last_error or ResultExpiredError("NoResult"))
+            return
+        await self._status.show(job, text("status_sending", spec.lang), force=True)
+        await self._messenger.show_uploading(job.chat_id)
+        caption = await self._caption(job, spec, delivered=len(images))
+        try:
+            file_ids = await self._messenger.send_images(
+                job.chat_id, images, caption=caption, reply_to=job.request_message_id,
+                keyboard=result_keyboard(job, len(images), spec.lang),
+            )
+        except DeliveryError as exc:
+            await self._failures.fail(job, exc)
+            return
+        await self._store.mark_delivered(job.id, len(images), tuple(file_ids))
+        await self._status.clear(job)
+
+    async def _download_results(
+        self, job: Job, spec: JobSpec
+    ) -> tuple[list[OutgoingImage], BotError | None]:
+        """The results that could be fetched and read, and the last error of those that could
+        not (a partial delivery is charged for what arrives)."""
+        images: list[OutgoingImage] = []
+        last_error: BotError | None = None
+        for index, url in enumerate(job.result_urls):
+            try:
+                data = await self._client.download(url)
+                info = image_info(data)
+            except (DashScopeError, ImageError) as exc:
+                logger.warning("job %s: result %s unusable: %s", job.id, index, exc)
+                last_error = exc
+                continue
+            ext = "jpg" if info.mime == "image/jpeg" else info.format.lower()
+            images.append(OutgoingImage(
+                data=data,
+                filename=f"{job.command}-{job.id}-{index + 1}.{ext}",
+                as_photo=fits_telegram_photo(info),
+                also_document=spec.parsed.command is Command.UPSCALE,
+            ))
+        return images, last_error
+
+    async def _caption(self, job: Job, spec: JobSpec, delivered: int) -> str:
+        lang, parsed = spec.lang, spec.parsed
+        parts = [f"✅ {text(f'cmd_{parsed.command.value}', lang)}"]
+        if parsed.seed is not None and job.model == Model.WANX_IMAGE_EDIT.value:
+            parts.append(text("caption_seed", lang, seed=parsed.seed))
+        if delivered < job.images_requested:
+            parts.append(text("caption_partial", lang, delivered=delivered,
+                              requested=job.images_requested))
+        if job.user_id in self._admin_ids:
+            parts.append(text("caption_unlimited", lang))
+        else:
+            status = await self._store.quota_status(job.user_id)
+            # The settle happens right after sending: the reservation's undelivered part
+            # comes back then.
+            remaining = status.remaining
+            if job.reservation_open:
+                remaining += job.images_requested - delivered
+            parts.append(text("caption_remaining", lang, remaining=remaining))
+        return " · ".join(parts)
