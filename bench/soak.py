@@ -242,6 +242,9 @@ async def soak(*, users: int, requests: int, latency: tuple[float, float], quota
     image = noisy_photo(*image_size) if noisy else make_image(*image_size)
     per_user = [requests // users + (1 if i < requests % users else 0) for i in range(users)]
     log = workdir / "bot.log"
+    # The soak judges the log, and a database created anew is announced at WARNING: start from
+    # an existing (empty) file as a deployment does after its first start.
+    (workdir / "bot.sqlite3").touch()
     async with FakeTelegram() as telegram:
         emulator = DashScopeEmulator(api_key=API_KEY, latency=latency, seed=seed,
                                      qwen_latency=qwen_latency)

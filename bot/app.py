@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from typing import Any
 
 import aiohttp
 from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -25,15 +27,16 @@ from bot.bailian import DEFAULT_RETRY_POLICY, BailianClient, PollPolicy, RetryPo
 from bot.bailian.client import REQUEST_TIMEOUT
 from bot.config import Settings
 from bot.conversations import Conversations
-from bot.errors import BotError
+from bot.errors import BotError, StartupError, StoreError
 from bot.jobs import JobService
 from bot.services import SERVICES_KEY, BotApplication, BotContext, Services
+from bot.startup import ExitCode
 from bot.telegram_io import TelegramMessenger
 from bot.texts import Lang, render_error, text
-from handlers import admin, callbacks, edit, info
-from handlers.common import language_of, track_user
+from handlers import admin, callbacks, edit, info, throttle
+from handlers.common import HandledUpdates, language_of, track_user
 from handlers.filters import COMMAND_TEXT, IMAGE, NEW_MESSAGE
-from storage import open_store
+from storage import Store, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +85,9 @@ def build_application(
     application.bot_data["request_timeout"] = request_timeout
 
     # Every route, in the order they are tried (the first match handles an update).
+    handled = HandledUpdates()  # an update Telegram sends again is handled once
+    application.add_handler(TypeHandler(Update, throttle.cheap_requests), group=-3)
+    application.add_handler(TypeHandler(Update, handled.skip), group=-2)
     application.add_handler(TypeHandler(Update, track_user), group=-1)
     for name, callback in (
         ("start", info.start), ("help", info.help_command), ("quota", info.quota),
@@ -105,15 +111,24 @@ def build_application(
     ):
         application.add_handler(CallbackQueryHandler(route, pattern=pattern))
     application.add_handler(CallbackQueryHandler(callbacks.expired))
+    application.add_handler(TypeHandler(Update, handled.record), group=1)
     application.add_error_handler(on_error)
     return application
 
 
 async def _open_services(application: BotApplication) -> None:
     settings: Settings = application.bot_data["settings"]
-    store = await open_store(
-        settings.database_url, default_limit=settings.monthly_quota, tz=settings.tz
-    )
+    me = application.bot.bot  # getMe's answer, cached by initialize()
+    if not me.username:  # every bot has one; commands like /edit@name depend on it
+        raise RuntimeError("getMe returned no username")
+    try:
+        store = await open_store(
+            settings.database_url, default_limit=settings.monthly_quota, tz=settings.tz
+        )
+    except (StoreError, sqlite3.Error, OSError) as exc:
+        raise StartupError(
+            ExitCode.DATABASE, f"Database unusable: {settings.database_url}: {exc}"
+        ) from exc
     session = aiohttp.ClientSession()
     client = BailianClient(
         session,
@@ -125,6 +140,7 @@ async def _open_services(application: BotApplication) -> None:
         poll_policy=application.bot_data["poll_policy"],
         retry=application.bot_data["retry_policy"],
         request_timeout=application.bot_data["request_timeout"],
+        task_patience=settings.dashscope_task_patience,
     )
     messenger = TelegramMessenger(application.bot)
     jobs = JobService(
@@ -134,18 +150,23 @@ async def _open_services(application: BotApplication) -> None:
         admin_ids=settings.admin_user_ids,
         # Twice the slots: while one job of a slot is being delivered, the next is ready to submit.
         wanx_workers=2 * settings.dashscope_max_tasks,
+        outage_wait=settings.dashscope_outage_wait,
+        task_patience=settings.dashscope_task_patience,
     )
-    me = await application.bot.get_me()
-    if not me.username:  # every bot has one; commands like /edit@name depend on it
-        raise RuntimeError("getMe returned no username")
+    # Stored at once: whatever fails from here on, post_shutdown closes what was opened.
     application.bot_data[SERVICES_KEY] = Services(
         settings=settings, store=store, session=session, client=client, messenger=messenger,
         jobs=jobs, conversations=Conversations(store), bot_username=me.username,
     )
-    await register_commands(application)
+    try:
+        await register_commands(application)
+    except InvalidToken:
+        raise
+    except TelegramError as exc:  # the menu is a convenience: no reason not to serve
+        logger.warning("the command menu was not set (%s); it stays as it was", exc)
     await jobs.start()
     application.bot_data[PRUNE_TASK_KEY] = asyncio.create_task(
-        _prune_conversations(application.bot_data[SERVICES_KEY].conversations)
+        _prune_conversations(application.bot_data[SERVICES_KEY].conversations, store)
     )
     logger.info("bot @%s started", me.username)
 
@@ -159,11 +180,12 @@ async def register_commands(application: BotApplication) -> None:
         )
 
 
-async def _prune_conversations(conversations: Conversations) -> None:
+async def _prune_conversations(conversations: Conversations, store: Store) -> None:
     """Delete expired conversations now and then (reads ignore them already)."""
     while True:
         try:
             pruned = await conversations.prune()
+            await store.forget_old_updates()  # handled update ids, kept 48 h
         except Exception:  # a busy database now is no reason to stop pruning later
             logger.exception("pruning conversations failed")
         else:
@@ -184,10 +206,11 @@ async def _stop_runner(application: BotApplication) -> None:
 
 
 async def _close_services(application: BotApplication) -> None:
+    # Also when the Application never ran (start-up failed after post_init): post_stop did not.
+    await _stop_runner(application)
     services = application.bot_data.pop(SERVICES_KEY, None)
     if not isinstance(services, Services):
         return
-    await services.jobs.stop()
     await services.client.close()
     await services.session.close()
     await services.store.close()

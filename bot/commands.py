@@ -18,8 +18,10 @@ Grammar: ``/name[@bot] words and key=value options, in any order``.
   one image per call and has no seed); the wanx commands take ``n=1..4`` and ``seed=``.
 * The prompt is the remaining words in their order, joined by single spaces; a line break between
   two words is kept as one newline. Control characters other than newline are dropped (tabs and
-  other whitespace controls separate words). Lengths are ``len()`` of the normalised text:
-  prompt <= 800, negative prompt <= 500.
+  other whitespace controls separate words). A word of only invisible format characters (U+200B
+  and the like) is no word, so a prompt of them is empty; zero-width characters at a word's
+  edges are dropped, inside it (emoji ZWJ sequences) kept. Lengths are ``len()`` of the
+  normalised text: prompt <= 800, negative prompt <= 500.
 * ``/expand`` and ``/upscale`` read a bare number only as the FIRST word of the prompt
   (``/expand 1.5 a beach``; ``1.5x``, ``x1.5``, ``×1.5`` and ``1.5倍`` also work), so a number
   inside a description ("two dogs, 2 cats") is never taken for a factor. The same as options:
@@ -493,7 +495,8 @@ class _Tokens:
 
 
 def _normalise(text: str) -> str:
-    """Line breaks to "\\n", whitespace controls to spaces, other control characters dropped."""
+    """Line breaks to "\\n", whitespace controls to spaces, other control characters dropped;
+    invisible words dropped and zero-width characters trimmed off words (:func:`_visible`)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     out = []
     for ch in text:
@@ -501,7 +504,22 @@ def _normalise(text: str) -> str:
             out.append(ch)
         elif ch.isspace():
             out.append(" ")
-    return "".join(out)
+    return _WORD_RE.sub(lambda match: _visible(match.group()), "".join(out))
+
+
+# Not whitespace to Python, so a prompt of only these would look like words to the tokeniser.
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u180e"
+_WORD_RE = re.compile(r"\S+")
+
+
+def _visible(word: str) -> str:
+    """``word`` as the model should see it: "" when it is only format characters (category Cf:
+    zero-width spaces and joiners, BOM, bidi marks, ...), else without zero-width characters at
+    its edges. Inside a word they stay (an emoji's ZWJ sequence, ZWNJ in Persian), and so do
+    bidi marks and emoji tag characters at its edges (an RTL word's direction, a flag)."""
+    if all(unicodedata.category(ch) == "Cf" for ch in word):
+        return ""
+    return word.strip(_ZERO_WIDTH)
 
 
 def _tokenise(rest: str, example: str) -> _Tokens:
@@ -631,7 +649,7 @@ class _Values:
         raise self.fail("cmd_error_bad_ratio", option=option, value=_echo(raw))
 
     def text(self, option: str, raw: str) -> str | None:
-        value = " ".join(raw.split())
+        value = " ".join(visible for word in raw.split() if (visible := _visible(word)))
         if len(value) > MAX_NEGATIVE_PROMPT_CHARS:
             raise self.fail(
                 "cmd_error_negative_too_long", length=len(value), limit=MAX_NEGATIVE_PROMPT_CHARS

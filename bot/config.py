@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dotenv.parser import parse_stream
+
 from bot.errors import ConfigError
 
 T = TypeVar("T")
@@ -29,6 +31,17 @@ class Settings:
     dashscope_qps: float = 10.0
     dashscope_max_tasks: int = 2
     dashscope_poll_interval: float = 2.0
+    # How long a job not yet submitted waits out a DashScope outage before it is refunded.
+    dashscope_outage_wait: float = 300.0
+    # How long a submitted task (billed, or about to be) is followed through errors: task ids
+    # and result URLs live 24 h.
+    dashscope_task_patience: float = 86400.0
+    # Cheap requests (messages that are not edits) a person may send at once, and the seconds
+    # after which they may send one more (bot/flood.py).
+    cheap_request_burst: int = 10
+    cheap_request_interval: float = 0.5
+    # How long start-up keeps trying Telegram (getMe) through network errors, timeouts and 5xx.
+    telegram_startup_timeout: float = 120.0
     log_level: str = "INFO"
 
     @property
@@ -60,22 +73,25 @@ class Settings:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse ``KEY=value`` lines; ``#`` comments, blank lines, ``export`` and quotes allowed."""
+    """``KEY=value`` lines as python-dotenv reads them: quotes, ``export``, ``#`` comments (also
+    after a value), escapes in double quotes; ``${VAR}`` is kept as written.
+
+    A line python-dotenv cannot read, or a key without ``=``, is an error naming the line: its
+    public ``dotenv_values`` would only log and skip it, before logging is even set up.
+    """
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{path}:{number}", "expected KEY=value")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
+    with path.open(encoding="utf-8-sig") as stream:  # -sig: an editor's BOM is not in the key
+        for binding in parse_stream(stream):
+            if binding.key is None and not binding.error:
+                continue  # blank lines and comments
+            if binding.key is None or binding.value is None:
+                # The binding's text starts with the blank lines before it.
+                text = binding.original.string
+                number = binding.original.line + text[: len(text) - len(text.lstrip())].count("\n")
+                raise ConfigError(f"{path}:{number}", "expected KEY=value")
+            values[binding.key] = binding.value
     return values
 
 
@@ -162,6 +178,21 @@ def load_settings(
         ),
         dashscope_poll_interval=_parse(
             env, "DASHSCOPE_POLL_INTERVAL", defaults.dashscope_poll_interval, _positive_float
+        ),
+        dashscope_outage_wait=_parse(
+            env, "DASHSCOPE_OUTAGE_WAIT", defaults.dashscope_outage_wait, _positive_float
+        ),
+        dashscope_task_patience=_parse(
+            env, "DASHSCOPE_TASK_PATIENCE", defaults.dashscope_task_patience, _positive_float
+        ),
+        cheap_request_burst=_parse(
+            env, "CHEAP_REQUEST_BURST", defaults.cheap_request_burst, _positive_int
+        ),
+        cheap_request_interval=_parse(
+            env, "CHEAP_REQUEST_INTERVAL", defaults.cheap_request_interval, _positive_float
+        ),
+        telegram_startup_timeout=_parse(
+            env, "TELEGRAM_STARTUP_TIMEOUT", defaults.telegram_startup_timeout, _positive_float
         ),
         log_level=_parse(env, "LOG_LEVEL", defaults.log_level, _log_level),
     )

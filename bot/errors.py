@@ -41,6 +41,17 @@ class ConfigError(BotError):
         super().__init__(f"{variable}: {reason}")
 
 
+class StartupError(BotError):
+    """Start-up cannot go on; ``str(self)`` is the one line that says why, never a secret.
+
+    ``exit_code`` is one of ``bot.startup.ExitCode``.
+    """
+
+    def __init__(self, exit_code: int, line: str) -> None:
+        super().__init__(line)
+        self.exit_code = exit_code
+
+
 # --- requests we refuse before calling anyone ------------------------------------------------
 
 
@@ -130,6 +141,12 @@ class IllegalTransitionError(StoreError):
         self.current = current
         self.target = target
         super().__init__(f"job {job_id}: {current} -> {target} is not allowed")
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be used right now (locked, full, read-only, I/O); may pass."""
+
+    key = "fail_store"
 
 
 class UnknownUserError(StoreError):
@@ -232,6 +249,19 @@ class TaskFailedError(_WithDetail, DashScopeError):
     """The task ran and ended FAILED (or CANCELED), or produced no usable image."""
 
     key = "fail_task"
+
+
+class BrokenResultError(TaskFailedError):
+    """A result DashScope handed out is not a readable image (not an image, or cut short).
+
+    The service's failure, not the user's picture: that one is refunded like a failed task and
+    never forwarded to Telegram.
+    """
+
+    key = "fail_broken_result"
+
+    def text_params(self) -> Mapping[str, object]:
+        return {}  # Pillow's words mean nothing to the user; they are in the log and the job
 
 
 class TaskUnknownError(DashScopeError):

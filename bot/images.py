@@ -22,6 +22,9 @@ Decisions, in one place:
   re-encoded: that applies the orientation and drops metadata (GPS, camera serial) we have no
   reason to hand to a third party. Telegram's compressed photos carry no EXIF, so the common
   case is the cheap one.
+* Results (``check_result``) were paid for: no input limit or bomb guard applies to them. They
+  are read to the end (a non-image or a truncated file is the service's failure) and, when too
+  big for a Telegram photo, get a JPEG preview that fits one; the original goes as a document.
 """
 
 from __future__ import annotations
@@ -92,6 +95,11 @@ PAD_RGBA = (0, 0, 0, 0)
 TELEGRAM_PHOTO_MAX_BYTES = 10 * 1024 * 1024
 TELEGRAM_PHOTO_MAX_DIMENSIONS_SUM = 10_000
 TELEGRAM_PHOTO_MAX_RATIO = 20.0
+# A result too big for a photo gets a preview photo this long: Telegram keeps no more of one.
+RESULT_PREVIEW_MAX_SIDE = 2560
+# Results (other than JPEG, decoded at 1/8) are decoded for a preview up to this many pixels:
+# about 4 bytes each while it is made, ~512 MB here. /upscale 4 of an 8 MP photo fits under it.
+MAX_RESULT_DECODE_PIXELS = 128_000_000
 
 # Pillow plugins we let decode user bytes: the API's formats plus GIF; fewer decoders, less
 # attack surface. The JPEG plugin also opens MPO (a camera JPEG with more pictures appended).
@@ -113,6 +121,8 @@ _EXIF_ORIENTATION = 0x0112
 
 # warnings.catch_warnings swaps process-wide state; serialise our own uses of it across threads.
 _OPEN_LOCK = threading.Lock()
+# One result preview decoded at a time: two deliveries at once would double the peak memory.
+_PREVIEW_LOCK = threading.Lock()
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -150,15 +160,27 @@ def _looks_like_image(raw: bytes) -> bool:
     return raw.startswith(_SIGNATURES) or (raw[:4] == b"RIFF" and raw[8:12] == b"WEBP")
 
 
-def _open(raw: bytes) -> Image.Image:
-    """Open lazily (header only); map Pillow's refusals to our keys."""
+def _open(raw: bytes, *, bomb_guard: bool = True) -> Image.Image:
+    """Open lazily (header only); map Pillow's refusals to our keys.
+
+    ``bomb_guard=False`` lifts Pillow's decompression-bomb cap, for results only: their size
+    is what DashScope was asked for, while a user's file is whatever they sent.
+    """
     if not raw:
         raise ImageError("image_not_image", "empty file")
     try:
         # Pillow warns above its own pixel cap and raises above twice that; both mean "bomb".
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(BytesIO(raw), formats=ACCEPTED_FORMATS)
+            if bomb_guard:
+                return Image.open(BytesIO(raw), formats=ACCEPTED_FORMATS)
+            # Pillow reads the cap from a module global when it opens; every open of ours holds
+            # _OPEN_LOCK, so no input is opened while it is lifted.
+            cap, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                return Image.open(BytesIO(raw), formats=ACCEPTED_FORMATS)
+            finally:
+                Image.MAX_IMAGE_PIXELS = cap
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(
             "image_too_many_pixels",
@@ -454,6 +476,85 @@ def fits_telegram_photo(info: ImageInfo) -> bool:
         and max(info.width, info.height) / min(info.width, info.height)
         <= TELEGRAM_PHOTO_MAX_RATIO
     )
+
+
+# --- results from DashScope ----------------------------------------------------------------------
+
+_PREVIEW_LIMITS = SizeLimits(
+    min_side=1, max_side=RESULT_PREVIEW_MAX_SIDE, max_bytes=TELEGRAM_PHOTO_MAX_BYTES
+)
+
+
+@dataclass(frozen=True)
+class CheckedResult:
+    """A result read to its end, and a preview (a JPEG that fits a Telegram photo) when the
+    result itself is too big for one; None when it fits, or when no photo could show it."""
+
+    info: ImageInfo
+    preview: PreparedImage | None = None
+
+    @property
+    def fits_photo(self) -> bool:
+        return fits_telegram_photo(self.info)
+
+
+def check_result(raw: bytes) -> CheckedResult:
+    """Read a result of DashScope's to its end; make its preview when it needs one.
+
+    A result is ours to deliver, not to judge by the limits of inputs: neither MAX_INPUT_PIXELS
+    nor Pillow's bomb guard applies. Raises ImageError (``image_not_image``, ``image_corrupt``)
+    for something that is not an image or is cut short. Only what is needed is decoded: a JPEG
+    at 1/8 of its pixels (the whole stream still passes the decoder); a PNG needing no preview
+    not at all (every chunk's CRC is checked up to IEND, which catches truncation); anything
+    else, and a PNG's preview, in full, but nothing beyond MAX_RESULT_DECODE_PIXELS: such a
+    result goes without a preview, checked as far as Pillow can without decoding (a PNG fully).
+    """
+    with _open(raw, bomb_guard=False) as im:
+        fmt = im.format or ""
+        info = ImageInfo(im.width, im.height, fmt, _MIMES.get(fmt, "application/octet-stream"),
+                         len(raw))
+        size = None if fits_telegram_photo(info) else _preview_size(im.width, im.height)
+        if fmt in ("JPEG", "MPO"):
+            im.draft("RGB", size or (max(1, im.width // 8), max(1, im.height // 8)))
+        elif (fmt == "PNG" and size is None) or im.width * im.height > MAX_RESULT_DECODE_PIXELS:
+            try:
+                im.verify()
+            except _DECODE_ERRORS as exc:
+                raise ImageError("image_corrupt", str(exc)) from exc
+            return CheckedResult(info)
+        with _PREVIEW_LOCK if size is not None else contextlib.nullcontext():
+            try:
+                im.load()
+            except _DECODE_ERRORS as exc:
+                raise ImageError("image_corrupt", str(exc)) from exc
+            return CheckedResult(info, None if size is None else _preview(im, size))
+
+
+async def check_result_async(raw: bytes) -> CheckedResult:
+    """:func:`check_result` in a worker thread, off the event loop."""
+    return await asyncio.to_thread(check_result, raw)
+
+
+def _preview_size(width: int, height: int) -> tuple[int, int] | None:
+    """The preview's size: the long side at most RESULT_PREVIEW_MAX_SIDE; None past the ratio
+    a photo may have."""
+    if width <= 0 or height <= 0 or max(width, height) / min(width, height) > (
+        TELEGRAM_PHOTO_MAX_RATIO
+    ):
+        return None
+    scale = min(1.0, RESULT_PREVIEW_MAX_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _preview(im: Image.Image, size: tuple[int, int]) -> PreparedImage:
+    """``im`` at ``size`` as a JPEG within Telegram's photo limits; transparency on white."""
+    if im.mode not in ("RGB", "RGBA", "L", "LA"):
+        im = _normalize(im)  # palette, 16-bit, CMYK: to a mode the resize takes, first
+    im = _normalize(im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+    if im.mode == "RGBA":
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
+        im = im.convert("RGB")
+    return _encode_within(im, _PREVIEW_LIMITS)
 
 
 # The API gives each *_scale in EXPAND_SCALE_RANGE, [1.0, 2.0], and calls it the expansion

@@ -29,6 +29,20 @@ class OutgoingImage:
     filename: str
     as_photo: bool  # False: too big for a photo, send as a document
     also_document: bool = False  # /upscale: the full-resolution file as well
+    # When too big for a photo: a JPEG that fits one, shown as the photo with the original
+    # following as a document (None: the document alone).
+    preview: bytes | None = None
+
+    @property
+    def photo(self) -> bytes | None:
+        """What goes as the photo: the image itself, its preview, or nothing."""
+        return self.data if self.as_photo else self.preview
+
+    @property
+    def photo_filename(self) -> str:
+        if self.as_photo:
+            return self.filename
+        return f"{self.filename.rpartition('.')[0] or self.filename}-preview.jpg"
 
 
 class Messenger(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -11,6 +11,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.bailian import BailianClient
 from bot.config import Settings
 from bot.conversations import Conversations
+from bot.flood import PerUserLimit
 from bot.jobs import JobService
 from bot.telegram_io import TelegramMessenger
 from storage.models import Store
@@ -28,6 +29,11 @@ class Services:
     jobs: JobService
     conversations: Conversations
     bot_username: str
+    cheap_limit: PerUserLimit = field(init=False)  # from the settings
+
+    def __post_init__(self) -> None:
+        self.cheap_limit = PerUserLimit(burst=self.settings.cheap_request_burst,
+                                        refill_seconds=self.settings.cheap_request_interval)
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.settings.admin_user_ids

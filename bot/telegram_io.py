@@ -118,26 +118,31 @@ class TelegramMessenger:
     ) -> tuple[str, ...]:
         markup = to_markup(keyboard)
         sent: list[Message] = []
+        # Photos and documents cannot share an album: if any cannot be a photo (even as a
+        # preview), all go as documents (full resolution is the safe side).
+        as_photos = all(image.photo is not None for image in images)
         if len(images) == 1:
             image = images[0]
-            if image.as_photo:
+            photo = image.photo
+            if photo is not None:
                 sent.append(await self._replying(lambda reply: self.bot.send_photo(
-                    chat_id, image.data, caption=caption, parse_mode=ParseMode.HTML,
+                    chat_id, photo, caption=caption, parse_mode=ParseMode.HTML,
                     reply_parameters=reply, reply_markup=markup,
-                    filename=image.filename,
+                    filename=image.photo_filename,
                 ), reply_to))
             else:
                 sent.append(await self._send_document(chat_id, image, caption, reply_to, markup))
         else:
-            sent.extend(await self._send_album(chat_id, images, caption, reply_to))
+            sent.extend(await self._send_album(chat_id, images, caption, reply_to, as_photos))
             # An album cannot carry buttons: they come in a short message of their own.
             if markup is not None:
                 await self._replying(lambda reply: self.bot.send_message(
                     chat_id, caption, parse_mode=ParseMode.HTML,
                     reply_parameters=reply, reply_markup=markup,
                 ), sent[0].message_id)
-        for image in images:
-            if image.also_document and image.as_photo:
+        # After photos: the originals of previews, and /upscale's full-resolution files.
+        for image in images if as_photos else ():
+            if image.also_document or not image.as_photo:
                 await self._send_document(chat_id, image, None, reply_to, None)
         return tuple(_file_id(message) for message in sent)
 
@@ -152,18 +157,17 @@ class TelegramMessenger:
         ), reply_to)
 
     async def _send_album(
-        self, chat_id: int, images: Sequence[OutgoingImage], caption: str, reply_to: int
+        self, chat_id: int, images: Sequence[OutgoingImage], caption: str, reply_to: int,
+        as_photos: bool,
     ) -> tuple[Message, ...]:
-        # Photos and documents cannot share an album: if any is too big for a photo, all go
-        # as documents (full resolution is the safe side).
-        as_photos = all(image.as_photo for image in images)
         media: list[InputMediaPhoto | InputMediaDocument] = []
         for index, image in enumerate(images):
             first = index == 0
-            if as_photos:
+            photo = image.photo if as_photos else None
+            if photo is not None:
                 media.append(InputMediaPhoto(
-                    image.data, caption=caption if first else None,
-                    parse_mode=ParseMode.HTML, filename=image.filename,
+                    photo, caption=caption if first else None,
+                    parse_mode=ParseMode.HTML, filename=image.photo_filename,
                 ))
             else:
                 media.append(InputMediaDocument(

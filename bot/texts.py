@@ -235,6 +235,16 @@ CATALOGUE: dict[str, Text] = {
     ),
     "status_working": Text("🎨 正在处理…", "🎨 Working on it…"),
     "status_sending": Text("📤 正在发送…", "📤 Sending…"),
+    "status_service_down": Text(
+        "⏳ 百炼服务暂时无法响应，你的请求在排队等待，我会继续尝试（尚未扣除额度）。",
+        "⏳ The image service is not answering right now. Your request waits and I keep "
+        "trying (nothing has been charged).",
+    ),
+    "status_service_slow": Text(
+        "⏳ 百炼服务响应很慢：图片已在制作中，我会一直查询，结果不会丢失。",
+        "⏳ The image service is slow to answer. Your image is being made there and I keep "
+        "checking: it will not be lost.",
+    ),
     # failures of a job (after acceptance); "not_charged" follows each
     "not_charged": Text("本次未扣除额度。", "Nothing was charged."),
     "fail_content": Text(
@@ -260,7 +270,16 @@ CATALOGUE: dict[str, Text] = {
         "The result expired before it could be fetched. Please send the request again.",
     ),
     "fail_task": Text("图像处理失败：{detail}", "The edit failed: {detail}"),
+    "fail_broken_result": Text(
+        "图像服务返回的结果图片已损坏，无法读取。请重新发送请求。",
+        "The image service returned a broken image that cannot be read. Please send the "
+        "request again.",
+    ),
     "fail_delivery": Text("无法把结果发送给你。", "The result could not be sent to you."),
+    "fail_store": Text(
+        "机器人暂时无法保存请求，请过一分钟再试。本次未扣除额度。",
+        "The bot cannot save requests right now. Please try again in a minute. Nothing was charged.",
+    ),
     "fail_generic": Text("出了点问题，请稍后再试。", "Something went wrong. Please try again later."),
     "banned": Text("你已被管理员禁止使用本机器人。", "An admin has blocked you from using this bot."),
     "quota_exceeded": Text(

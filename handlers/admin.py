@@ -107,7 +107,8 @@ async def set_quota(update: Update, context: BotContext) -> None:
     else:
         await reply(request.message, context, text("admin_usage_setquota", lang))
         return
-    await store.set_monthly_limit(request.admin_id, request.user.user_id, limit)
+    await store.set_monthly_limit(request.admin_id, request.user.user_id, limit,
+                                  update_id=update.update_id)
     status = await store.quota_status(request.user.user_id)
     await reply(request.message, context, text(
         "admin_quota_set", lang, user=_who(request.user), limit=status.limit,
@@ -126,7 +127,7 @@ async def grant(update: Update, context: BotContext) -> None:
         return
     images = int(rest[0])
     status = await context.services.store.grant_extra(
-        request.admin_id, request.user.user_id, images
+        request.admin_id, request.user.user_id, images, update_id=update.update_id
     )
     await reply(request.message, context, text(
         "admin_granted", lang, user=_who(request.user), images=images, granted=status.granted,
@@ -152,7 +153,8 @@ async def _set_banned(update: Update, context: BotContext, *, banned: bool) -> N
     if banned and context.services.is_admin(user.user_id):
         await reply(request.message, context, text("admin_cannot_ban_admin", request.lang))
         return
-    await context.services.store.set_banned(request.admin_id, user.user_id, banned)
+    await context.services.store.set_banned(request.admin_id, user.user_id, banned,
+                                            update_id=update.update_id)
     await reply(request.message, context, text(
         "admin_banned" if banned else "admin_unbanned", request.lang, user=_who(user)
     ))

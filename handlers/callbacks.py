@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from telegram import CallbackQuery, Update
+from telegram.error import BadRequest
 
 from bot.callback_data import Again, PickAction, PickStyle, Upscale
 from bot.commands import Command, ParsedCommand, parse_command
@@ -42,7 +43,7 @@ async def again(update: Update, context: BotContext) -> None:
     job = await _owned_job(update, context, press.job_id, lang)
     if job is None:
         return
-    await query.answer(text("button_started", lang))
+    await _answer(query, text("button_started", lang))
     who = _requester(update, context, job.chat_id, job.request_message_id, lang)
     await context.services.jobs.accept(
         who, JobSpec.of(job).parsed.with_seed(new_seed()), job.input_file_id,
@@ -65,9 +66,9 @@ async def upscale(update: Update, context: BotContext) -> None:
     if press is None or press.index >= len(job.result_file_ids) or not (
         job.result_file_ids[press.index]
     ):
-        await query.answer(text("button_expired", lang), show_alert=True)
+        await _answer(query, text("button_expired", lang), show_alert=True)
         return
-    await query.answer(text("button_started", lang))
+    await _answer(query, text("button_started", lang))
     who = _requester(update, context, job.chat_id, job.request_message_id, lang)
     parsed = ParsedCommand(command=Command.UPSCALE, prompt="", upscale_factor=2)
     await context.services.jobs.accept(who, parsed, job.result_file_ids[press.index])
@@ -113,8 +114,8 @@ async def pick_style(update: Update, context: BotContext) -> None:
 async def expired(update: Update, context: BotContext) -> None:
     """Any other button: from an older version of the bot, or forged."""
     query, _ = _query(update)
-    await query.answer(text("button_expired", await language_of(update, context)),
-                       show_alert=True)
+    await _answer(query, text("button_expired", await language_of(update, context)),
+                  show_alert=True)
 
 
 async def _owned_job(update: Update, context: BotContext, job_id: int, lang: Lang) -> Job | None:
@@ -125,11 +126,11 @@ async def _owned_job(update: Update, context: BotContext, job_id: int, lang: Lan
     try:
         job = await context.services.store.get_job(job_id)
     except JobNotFoundError:
-        await query.answer(text("button_expired", lang), show_alert=True)
+        await _answer(query, text("button_expired", lang), show_alert=True)
         return None
     message = query.message
     if job.user_id != user.id or message is None or message.chat.id != job.chat_id:
-        await query.answer(text("not_your_button", lang), show_alert=True)
+        await _answer(query, text("not_your_button", lang), show_alert=True)
         return None
     return job
 
@@ -147,16 +148,16 @@ async def _take_pick(
     if message is not None:
         pick = await conversations.get_pick(message.chat.id, message.message_id)
     if pick is None or styles != (pick.parsed is not None):
-        await query.answer(text("button_expired", lang), show_alert=True)
+        await _answer(query, text("button_expired", lang), show_alert=True)
         return None
     if pick.user_id != user.id:
-        await query.answer(text("not_your_button", lang), show_alert=True)
+        await _answer(query, text("not_your_button", lang), show_alert=True)
         return None
     assert message is not None
     if await conversations.take_pick(message.chat.id, message.message_id) is None:
-        await query.answer(text("button_expired", lang), show_alert=True)  # pressed twice
+        await _answer(query, text("button_expired", lang), show_alert=True)  # pressed twice
         return None
-    await query.answer()
+    await _answer(query)
     return pick
 
 
@@ -174,9 +175,19 @@ async def _run_pick(
     await run_command(context, who, parsed, ImageRef(pick.file_id, pick.request_message_id))
 
 
+async def _answer(query: CallbackQuery, message: str | None = None, *,
+                  show_alert: bool = False) -> None:
+    """Answer the press; a press Telegram sent again was answered already (or is too old)."""
+    try:
+        await query.answer(message, show_alert=show_alert)
+    except BadRequest as exc:
+        logger.info("callback query %s could not be answered: %s", query.id, exc)
+
+
 def _requester(update: Update, context: BotContext, chat_id: int, message_id: int,
                lang: Lang) -> Requester:
     user = update.effective_user
     assert user is not None
     return Requester(user_id=user.id, chat_id=chat_id, message_id=message_id, lang=lang,
-                     is_admin=context.services.is_admin(user.id), is_group=is_group(update))
+                     is_admin=context.services.is_admin(user.id), is_group=is_group(update),
+                     update_id=update.update_id)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from telegram import Message, Update
 from telegram.constants import ChatType
+from telegram.ext import ApplicationHandlerStop
 
 from bot.jobs import Requester
 from bot.services import BotContext
 from bot.texts import Lang
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,53 @@ async def track_user(update: Update, context: BotContext) -> None:
     )
 
 
+class HandledUpdates:
+    """Each update handled once, though Telegram may send it again.
+
+    Telegram sends an update again when its offset was not confirmed: the bot died between
+    handling it and the next getUpdates, or a webhook call was retried. :meth:`skip` runs before
+    everything else (group -2) and stops a copy of an update that was handled, or is being
+    handled in this process right now (updates run concurrently). :meth:`record` runs after the
+    routes (group 1); PTB runs later groups after a route raised and the error handler
+    answered, so an update whose handling ended in an error is recorded too (its answer was
+    the error message). A crash before the record leaves the copy to be handled again; what it
+    would do twice (a job, an admin change) is keyed by its update id in the store, in the
+    transaction of the change itself.
+    """
+
+    def __init__(self) -> None:
+        self._in_flight: set[int] = set()
+
+    async def skip(self, update: Update, context: BotContext) -> None:
+        """Stop an update handled already, or under way (group -2)."""
+        update_id = update.update_id
+        if update_id in self._in_flight:
+            logger.info("update %s was delivered again while being handled; dropped", update_id)
+            raise ApplicationHandlerStop
+        self._in_flight.add(update_id)
+        try:
+            handled = await context.services.store.update_handled(update_id)
+        except Exception:  # the check saves answering twice; the effects are keyed anyway
+            logger.warning("could not check whether update %s was handled", update_id,
+                           exc_info=True)
+            handled = False
+        if handled:
+            self._in_flight.discard(update_id)
+            logger.info("update %s was delivered again after it was handled; dropped",
+                        update_id)
+            raise ApplicationHandlerStop
+
+    async def record(self, update: Update, context: BotContext) -> None:
+        """Remember the update as handled, once the routes ran (group 1)."""
+        try:
+            await context.services.store.record_update_handled(update.update_id)
+        except Exception:  # the user was answered; an error message now would mislead
+            logger.warning("could not record update %s as handled", update.update_id,
+                           exc_info=True)
+        finally:
+            self._in_flight.discard(update.update_id)
+
+
 async def language_of(update: Update, context: BotContext) -> Lang:
     """The user's /lang choice, else their Telegram language, else English."""
     user = update.effective_user
@@ -79,6 +130,7 @@ async def requester(update: Update, context: BotContext, message: Message) -> Re
         lang=await language_of(update, context),
         is_admin=context.services.is_admin(user.id),
         is_group=is_group(update),
+        update_id=update.update_id,
     )
 
 

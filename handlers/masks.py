@@ -61,6 +61,6 @@ async def mask_received(
         return  # another copy of this mask (or a /cancel) ended the wait first
     request = Requester(
         user_id=who.user_id, chat_id=who.chat_id, message_id=wait.request_message_id,
-        lang=who.lang, is_admin=who.is_admin, is_group=who.is_group,
+        lang=who.lang, is_admin=who.is_admin, is_group=who.is_group, update_id=who.update_id,
     )
     await services.jobs.accept(request, parsed, wait.file_id, mask_file_id=mask.file_id)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.errors import UnsupportedDatabaseError
 from storage.models import Store
 from storage.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
 
 SQLITE_SCHEME = "sqlite"
 
@@ -37,4 +40,8 @@ async def open_store(database_url: str, *, default_limit: int, tz: ZoneInfo) -> 
     """Open (creating folder and file if needed) and migrate the database ``database_url``."""
     path = sqlite_path(database_url)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Expected on the first start; later, a moved volume or a wrong path would reset every
+        # quota and lose every job without a word.
+        log.warning("database %s does not exist: creating a new, empty one", path.resolve())
     return await SqliteStore.open(path, default_limit=default_limit, tz=tz)

@@ -151,10 +151,31 @@ V3_STATEMENTS: tuple[str, ...] = (
     """,
 )
 
+V4_STATEMENTS: tuple[str, ...] = (
+    # The Telegram update behind a job or an admin action: Telegram sends an update again when
+    # its offset was not confirmed (a crash, a retried webhook), and the second copy must find
+    # the first's effect in the same transaction. ALTER TABLE cannot add a UNIQUE column; a
+    # partial unique index does the same for the rows that have an update id.
+    "ALTER TABLE jobs ADD COLUMN update_id INTEGER",
+    "CREATE UNIQUE INDEX jobs_update_id ON jobs (update_id) WHERE update_id IS NOT NULL",
+    "ALTER TABLE audit ADD COLUMN update_id INTEGER",
+    "CREATE UNIQUE INDEX audit_update_id ON audit (update_id) WHERE update_id IS NOT NULL",
+    # Updates every route has run for: one sent again is dropped before any handler answers.
+    """
+    CREATE TABLE handled_updates (
+        update_id INTEGER PRIMARY KEY,
+        handled_at TEXT NOT NULL
+    )
+    """,
+    # Pruning deletes by age.
+    "CREATE INDEX handled_updates_handled_at ON handled_updates (handled_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "users, monthly usage, jobs, audit log", V1_STATEMENTS),
     Migration(2, "settings table, index for the monthly report", V2_STATEMENTS),
     Migration(3, "conversations table; delivered file ids on jobs", V3_STATEMENTS),
+    Migration(4, "update ids on jobs and audit; handled updates", V4_STATEMENTS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
+
+# How long an update id is remembered as the same update. Telegram keeps an update it could not
+# deliver for 24 hours, so a redelivery comes within that; twice that for margin. After a week
+# without updates Telegram may choose ids at random, so an older id is another update.
+UPDATE_MEMORY = timedelta(hours=48)
 
 
 class JobState(StrEnum):
@@ -75,6 +80,9 @@ class NewJob:
     images_requested: int
     mask_file_id: str | None = None
     unlimited: bool = False  # admins: reserve nothing against a limit, but still record usage
+    # The Telegram update that asked for it: one update makes at most one job, however often
+    # Telegram sends it. None: no update behind it (e.g. tests, tools).
+    update_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,16 @@ class Job:
     attempts: int
     created_at: datetime
     updated_at: datetime
+    update_id: int | None = None  # the Telegram update that asked for it
+
+
+@dataclass(frozen=True)
+class JobCreation:
+    """What :meth:`Store.create_or_replay_job` did."""
+
+    job: Job
+    # True: the update already had this job (Telegram sent it again); nothing was reserved.
+    replayed: bool
 
 
 class ConversationKind(StrEnum):
@@ -135,6 +153,7 @@ class AuditEntry:
     action: str  # "set_limit", "grant", "ban", "unban"
     value: str | None
     created_at: datetime
+    update_id: int | None = None  # the admin's command; a second action for it is a replay
 
 
 @dataclass(frozen=True)
@@ -192,13 +211,21 @@ class Store(Protocol):
     # quotas and admin
     async def quota_status(self, user_id: int, month: str | None = None) -> QuotaStatus: ...
 
-    async def set_monthly_limit(self, admin_id: int, user_id: int, limit: int | None) -> None: ...
+    # Admin writes: with an ``update_id`` already in the audit log (within UPDATE_MEMORY) they
+    # change nothing: Telegram sent the command again.
+    async def set_monthly_limit(
+        self, admin_id: int, user_id: int, limit: int | None, *, update_id: int | None = None
+    ) -> None: ...
 
-    async def grant_extra(self, admin_id: int, user_id: int, images: int) -> QuotaStatus:
+    async def grant_extra(
+        self, admin_id: int, user_id: int, images: int, *, update_id: int | None = None
+    ) -> QuotaStatus:
         """Grant extra images for the current month (may be negative to take back)."""
         ...
 
-    async def set_banned(self, admin_id: int, user_id: int, banned: bool) -> None: ...
+    async def set_banned(
+        self, admin_id: int, user_id: int, banned: bool, *, update_id: int | None = None
+    ) -> None: ...
 
     async def audit_log(self, limit: int = 50) -> list[AuditEntry]: ...
 
@@ -209,8 +236,13 @@ class Store(Protocol):
         """Reserve ``images_requested`` in the current month and insert the job, atomically.
 
         Raises QuotaExceededError (with the images remaining) and inserts nothing when the
-        reservation does not fit: used + reserved + n <= limit + granted.
+        reservation does not fit: used + reserved + n <= limit + granted. A job whose
+        ``update_id`` already has one is a replay: that job is returned, nothing reserved.
         """
+        ...
+
+    async def create_or_replay_job(self, job: NewJob) -> JobCreation:
+        """:meth:`create_job`, telling whether the job was created or replayed."""
         ...
 
     async def get_job(self, job_id: int) -> Job: ...
@@ -292,6 +324,20 @@ class Store(Protocol):
 
     async def prune_conversations(self) -> int:
         """Delete every expired conversation; returns how many."""
+        ...
+
+    # updates Telegram delivered (so that one sent again is not handled again)
+    async def update_handled(self, update_id: int) -> bool:
+        """Whether the update was recorded as handled within UPDATE_MEMORY."""
+        ...
+
+    async def record_update_handled(self, update_id: int) -> None:
+        """Record that every route ran for the update (again: no change)."""
+        ...
+
+    async def forget_old_updates(self) -> int:
+        """Forget update ids older than UPDATE_MEMORY; returns how many handled records
+        were deleted."""
         ...
 
     # admin settings (small key/value facts the bot keeps, e.g. when an alert was last sent)

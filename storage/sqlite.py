@@ -10,6 +10,7 @@ text; months are computed in the configured zone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -28,15 +29,18 @@ from bot.errors import (
     IllegalTransitionError,
     JobNotFoundError,
     QuotaExceededError,
+    StoreUnavailableError,
     UnknownUserError,
 )
 from storage.migrations import migrate
 from storage.models import (
     ALLOWED_TRANSITIONS,
+    UPDATE_MEMORY,
     AuditEntry,
     Conversation,
     ConversationKind,
     Job,
+    JobCreation,
     JobState,
     NewJob,
     QuotaStatus,
@@ -56,6 +60,8 @@ Params = tuple[Any, ...]
 
 # Picks out one conversation; parameters (kind, chat_id, key).
 _CONVERSATION_KEY = "kind = ? AND chat_id = ? AND key = ?"
+# The tables whose rows carry the Telegram update that caused them (a UNIQUE update_id).
+_UPDATE_KEYED_TABLES = ("jobs", "audit")
 
 
 def utc_now() -> datetime:
@@ -111,6 +117,7 @@ def _job(row: aiosqlite.Row) -> Job:
         attempts=row["attempts"],
         created_at=_from_text(row["created_at"]),
         updated_at=_from_text(row["updated_at"]),
+        update_id=row["update_id"],
     )
 
 
@@ -134,6 +141,7 @@ def _audit(row: aiosqlite.Row) -> AuditEntry:
         action=row["action"],
         value=row["value"],
         created_at=_from_text(row["created_at"]),
+        update_id=row["update_id"],
     )
 
 
@@ -263,6 +271,12 @@ class SqliteStore:
                 await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield _Tx(self._db)
                 await self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                # Locked past the busy timeout, disk full, read-only, I/O: the database, not
+                # the request, is at fault, and the same write may succeed later.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await self._rollback()
+                raise StoreUnavailableError(f"{self.path}: {exc}") from exc
             except BaseException:
                 await self._rollback()
                 raise
@@ -341,13 +355,34 @@ class SqliteStore:
         )
 
     async def _audit(
-        self, tx: _Tx, admin_id: int, user_id: int, action: str, value: str | None
+        self, tx: _Tx, admin_id: int, user_id: int, action: str, value: str | None,
+        update_id: int | None = None,
     ) -> None:
         await tx.run(
-            "INSERT INTO audit (admin_id, target_user_id, action, value, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (admin_id, user_id, action, value, _to_text(self._now())),
+            "INSERT INTO audit (admin_id, target_user_id, action, value, created_at, update_id)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (admin_id, user_id, action, value, _to_text(self._now()), update_id),
         )
+
+    async def _row_of_update(
+        self, tx: _Tx, table: str, update_id: int | None
+    ) -> aiosqlite.Row | None:
+        """The row of ``table`` (jobs, audit) that ``update_id`` already caused, if any.
+
+        A row older than UPDATE_MEMORY belongs to another update that had the same id (Telegram
+        chooses ids at random after a week without updates): its id is cleared, so the new
+        update is handled and the UNIQUE index still holds.
+        """
+        if update_id is None:
+            return None
+        assert table in _UPDATE_KEYED_TABLES
+        row = await tx.one(f"SELECT * FROM {table} WHERE update_id = ?", (update_id,))
+        if row is None:
+            return None
+        if _from_text(row["created_at"]) > self._now() - UPDATE_MEMORY:
+            return row
+        await tx.run(f"UPDATE {table} SET update_id = NULL WHERE id = ?", (row["id"],))
+        return None
 
     async def _close_reservation(self, tx: _Tx, row: aiosqlite.Row, charged: int) -> bool:
         """Move the job's reservation into usage (``charged`` images) and release the rest."""
@@ -451,32 +486,48 @@ class SqliteStore:
                                granted=0, used=0, reserved=0)
         return status
 
-    async def set_monthly_limit(self, admin_id: int, user_id: int, limit: int | None) -> None:
-        """Set a personal limit (``None``: back to the default); audited."""
+    async def set_monthly_limit(
+        self, admin_id: int, user_id: int, limit: int | None, *, update_id: int | None = None
+    ) -> None:
+        """Set a personal limit (``None``: back to the default); audited. A replayed
+        ``update_id`` changes nothing."""
         if limit is not None and limit < 0:
             raise ValueError("a monthly limit must not be negative")
         async with self._transaction(write=True) as tx:
+            if await self._row_of_update(tx, "audit", update_id) is not None:
+                return
             if not await tx.run("UPDATE users SET monthly_limit = ? WHERE user_id = ?",
                                 (limit, user_id)):
                 raise UnknownUserError(f"user {user_id} has never used the bot")
             await self._audit(tx, admin_id, user_id, "set_limit",
-                              None if limit is None else str(limit))
+                              None if limit is None else str(limit), update_id)
 
-    async def grant_extra(self, admin_id: int, user_id: int, images: int) -> QuotaStatus:
-        """Grant extra images for the current month (may be negative to take back)."""
+    async def grant_extra(
+        self, admin_id: int, user_id: int, images: int, *, update_id: int | None = None
+    ) -> QuotaStatus:
+        """Grant extra images for the current month (may be negative to take back). A replayed
+        ``update_id`` grants nothing and returns the figures as they are."""
         month = self.current_month()
         async with self._transaction(write=True) as tx:
-            await self._known_quota(tx, user_id, month)
+            status = await self._known_quota(tx, user_id, month)
+            if await self._row_of_update(tx, "audit", update_id) is not None:
+                return status
             await self._add_usage(tx, user_id, month, granted=images)
-            await self._audit(tx, admin_id, user_id, "grant", str(images))
+            await self._audit(tx, admin_id, user_id, "grant", str(images), update_id)
             return await self._known_quota(tx, user_id, month)
 
-    async def set_banned(self, admin_id: int, user_id: int, banned: bool) -> None:
+    async def set_banned(
+        self, admin_id: int, user_id: int, banned: bool, *, update_id: int | None = None
+    ) -> None:
+        """Ban or unban; audited. A replayed ``update_id`` changes nothing."""
         async with self._transaction(write=True) as tx:
+            if await self._row_of_update(tx, "audit", update_id) is not None:
+                return
             if not await tx.run("UPDATE users SET banned = ? WHERE user_id = ?",
                                 (int(banned), user_id)):
                 raise UnknownUserError(f"user {user_id} has never used the bot")
-            await self._audit(tx, admin_id, user_id, "ban" if banned else "unban", None)
+            await self._audit(tx, admin_id, user_id, "ban" if banned else "unban", None,
+                              update_id)
 
     async def audit_log(self, limit: int = 50) -> list[AuditEntry]:
         """The latest admin actions, newest first."""
@@ -533,7 +584,16 @@ class SqliteStore:
 
         Raises QuotaExceededError (with the images remaining) and inserts nothing when the
         reservation does not fit: used + reserved + n <= limit + granted. ``unlimited`` skips
-        that check but still records the reservation.
+        that check but still records the reservation. A job whose ``update_id`` already has one
+        is a replay: that job is returned and nothing is reserved.
+        """
+        return (await self.create_or_replay_job(job)).job
+
+    async def create_or_replay_job(self, job: NewJob) -> JobCreation:
+        """:meth:`create_job`, telling whether the job was created or replayed.
+
+        The replay is looked up in the transaction that would reserve, so two copies of one
+        update, even at once in two processes, make one job.
         """
         n = job.images_requested
         if n < 1:
@@ -541,6 +601,9 @@ class SqliteStore:
         now = self._now()
         month = self.current_month(now)
         async with self._transaction(write=True) as tx:
+            earlier = await self._row_of_update(tx, "jobs", job.update_id)
+            if earlier is not None:
+                return JobCreation(_job(earlier), replayed=True)
             quota = await self._known_quota(tx, job.user_id, month)
             if not job.unlimited and quota.used + quota.reserved + n > quota.limit + quota.granted:
                 raise QuotaExceededError(quota.remaining, n, limit=quota.limit + quota.granted)
@@ -549,13 +612,13 @@ class SqliteStore:
             job_id = await tx.insert(
                 "INSERT INTO jobs (user_id, chat_id, request_message_id, command, model,"
                 " function, spec_json, input_file_id, mask_file_id, state, quota_month,"
-                " images_requested, reservation_open, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                " images_requested, reservation_open, created_at, updated_at, update_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
                 (job.user_id, job.chat_id, job.request_message_id, job.command, job.model,
                  job.function, job.spec_json, job.input_file_id, job.mask_file_id,
-                 JobState.QUEUED.value, month, n, stamp, stamp),
+                 JobState.QUEUED.value, month, n, stamp, stamp, job.update_id),
             )
-            return _job(await self._job_row(tx, job_id))
+            return JobCreation(_job(await self._job_row(tx, job_id)), replayed=False)
 
     async def get_job(self, job_id: int) -> Job:
         async with self._transaction(write=False) as tx:
@@ -737,6 +800,47 @@ class SqliteStore:
         async with self._transaction(write=True) as tx:
             return await tx.run("DELETE FROM conversations WHERE expires_at <= ?",
                                 (_to_text(self._now()),))
+
+    # --- handled updates -------------------------------------------------------------------
+
+    async def update_handled(self, update_id: int) -> bool:
+        """Whether the update was recorded as handled within UPDATE_MEMORY."""
+        since = _to_text(self._now() - UPDATE_MEMORY)
+        async with self._transaction(write=False) as tx:
+            row = await tx.one(
+                "SELECT 1 FROM handled_updates WHERE update_id = ? AND handled_at > ?",
+                (update_id, since),
+            )
+        return row is not None
+
+    async def record_update_handled(self, update_id: int) -> None:
+        """Record that every route ran for the update (a stale record of the same id, from
+        before UPDATE_MEMORY, is replaced)."""
+        now = self._now()
+        async with self._transaction(write=True) as tx:
+            await tx.run(
+                "INSERT INTO handled_updates (update_id, handled_at) VALUES (?, ?)"
+                " ON CONFLICT (update_id) DO UPDATE SET handled_at = excluded.handled_at"
+                " WHERE handled_at <= ?",
+                (update_id, _to_text(now), _to_text(now - UPDATE_MEMORY)),
+            )
+
+    async def forget_old_updates(self) -> int:
+        """Forget update ids older than UPDATE_MEMORY; returns how many handled records
+        were deleted.
+
+        Jobs and audit rows keep their history; only their update id is cleared, which also
+        keeps the UNIQUE indexes small.
+        """
+        before = _to_text(self._now() - UPDATE_MEMORY)
+        async with self._transaction(write=True) as tx:
+            for table in _UPDATE_KEYED_TABLES:
+                await tx.run(
+                    f"UPDATE {table} SET update_id = NULL"
+                    " WHERE update_id IS NOT NULL AND created_at <= ?",
+                    (before,),
+                )
+            return await tx.run("DELETE FROM handled_updates WHERE handled_at <= ?", (before,))
 
     # --- settings --------------------------------------------------------------------------
 

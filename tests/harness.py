@@ -66,6 +66,10 @@ def bot_settings(
         "DASHSCOPE_POLL_INTERVAL": "0.05",
         "DASHSCOPE_QPS": "50",
         "DASHSCOPE_MAX_TASKS": "2",
+        # Outages are waited out for this long before a job not yet submitted is refunded.
+        "DASHSCOPE_OUTAGE_WAIT": "3",
+        # Tests send commands faster than people; tests/test_flood.py uses the real limit.
+        "CHEAP_REQUEST_BURST": "1000",
     } | overrides
     return load_settings(env, dotenv=None)
 

@@ -416,14 +416,33 @@ async def test_the_key_never_appears_in_exception_text_or_logs(
     assert isinstance(raised[4], AccountError)
 
 
-async def test_poll_errors_end_the_wait_with_service_busy(harness: Harness) -> None:
-    client = harness.client()
+async def test_poll_errors_end_the_wait_with_service_busy_past_the_patience(
+    harness: Harness,
+) -> None:
+    client = harness.client(task_patience=0.3)
     task_id = await client.submit(wanx())
-    harness.emulator.fail_next("query", 500, "InternalError", times=20)
+    harness.emulator.outage(60)
     with pytest.raises(ServiceBusyError):
         await client.wait(task_id)
     assert client.slots.in_use == 0
     assert isinstance(ServiceBusyError("x"), RetryableError)
+
+
+async def test_poll_errors_within_the_patience_are_polled_through(harness: Harness) -> None:
+    """A task the service ran is not given up for an outage: the waiter is told once, and the
+    outcome comes after the outage."""
+    client = harness.client()
+    task_id = await client.submit(wanx())
+    harness.emulator.outage(1.0)
+    told: list[str] = []
+
+    async def on_trouble() -> None:
+        told.append(task_id)
+
+    outcome = await client.wait(task_id, on_trouble=on_trouble)
+    assert outcome.urls
+    assert told == [task_id]
+    assert client.slots.in_use == 0
 
 
 async def test_non_json_answers(harness: Harness) -> None:

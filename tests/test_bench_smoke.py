@@ -64,3 +64,12 @@ def test_polling_and_store_benchmarks_run() -> None:
     assert re.search(r"detection lag: median \d+\.\d+ s", polling)
     store = run_module("bench.store_bench", "--count", "200", "--workers", "10")
     assert re.search(r"sequential: +\d+ reservations/s", store)
+
+
+def test_flood_benchmark_measures_the_first_reaction_with_and_without_the_limit() -> None:
+    out = run_module("bench.flood", "--quick")
+    rows = [line for line in out.splitlines() if "median" in line]
+    assert len(rows) == 2, out
+    limited, unlimited = (float(re.search(r"median (\d+\.\d+) s", row)[1])  # type: ignore[index]
+                          for row in rows)
+    assert limited < unlimited, out

@@ -315,13 +315,16 @@ async def test_partial_failure_charges_only_delivered_images(harness: Harness) -
 
 
 async def test_large_result_is_sent_as_a_document(harness: Harness) -> None:
+    """Too big for a photo: the original as a document, and a preview photo (issue 10 item 6:
+    before, the document alone)."""
     tg = harness.telegram
     alice = harness.user(1)
     request = tg.send_photo(alice, tg.private_chat(alice), make_image(1300, 1300), "/upscale 4")
     document = await harness.reply_to(request, "sendDocument", timeout=30)
     size = Image.open(io.BytesIO(document.files["document"].data)).size
     assert size == (5200, 5200)
-    assert not [c for c in tg.calls_to("sendPhoto") if replied_to(c) == request["message_id"]]
+    [preview] = [c for c in tg.calls_to("sendPhoto") if replied_to(c) == request["message_id"]]
+    assert max(Image.open(io.BytesIO(preview.files["photo"].data)).size) <= 2560
     await harness.settled()
 
 

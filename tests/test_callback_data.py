@@ -213,3 +213,20 @@ def test_values_are_frozen_and_hashable() -> None:
 def test_upscale_route_names_the_job_before_the_index_is_judged(raw: str, job: int | None) -> None:
     assert Upscale.job_of(raw) == job
     assert (Upscale.ROUTE.match(raw) is not None) == (job is not None)
+
+
+# Past 4300 digits int() raises ValueError instead of converting: no digit run may reach it.
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [f"again:{HUGE}", f"up:{HUGE}:0", f"up:1:{HUGE}", f"up:{HUGE}", f"pick:{HUGE}",
+     f"again:1{HUGE}", f"up:1:0{HUGE}"],
+    ids=lambda raw: raw[:10] + "…",
+)
+def test_numbers_of_thousands_of_digits_are_refused_without_raising(raw: str) -> None:
+    assert parse(raw) is None
+    for kind in KINDS:
+        assert kind.parse(raw) is None
+    assert Upscale.job_of(raw) == (1 if raw.startswith("up:1:") else None)

@@ -368,6 +368,48 @@ def test_emoji_and_rtl_survive() -> None:
     assert parse(f"/edit {prompt}").prompt == prompt
 
 
+ZERO_WIDTH_ONLY = [
+    "\u200b",
+    "\u200b\u200c\u200d\u2060\ufeff",
+    "\u200b \u2060\n\ufeff",
+    "\u200e\u200f\u00ad",  # bidi marks and a soft hyphen: format characters too
+    "\U000e0067\U000e007f",  # emoji tag characters with no emoji before them
+]
+
+
+@pytest.mark.parametrize("invisible", ZERO_WIDTH_ONLY, ids=repr)
+@pytest.mark.parametrize("command", ["style", "cartoon", "edit", "sketch"])
+def test_prompt_of_only_format_characters_is_missing(command: str, invisible: str) -> None:
+    error = parse_error(f"/{command} {invisible}")
+    assert error.key == "cmd_error_prompt_required"
+    assert_renders(error)
+
+
+@pytest.mark.parametrize("invisible", ZERO_WIDTH_ONLY, ids=repr)
+def test_format_characters_alone_are_no_prompt_where_one_is_optional(invisible: str) -> None:
+    assert parse(f"/upscale 4 {invisible}").prompt == ""
+    assert parse(f"/upscale {invisible}").upscale_factor == 2
+    assert parse(f"/localstyle {invisible}").style is None
+    assert parse(f"/edit a red hat -- {invisible}").negative_prompt is None
+    assert parse(f'/edit a red hat neg="{invisible}"').negative_prompt is None
+
+
+def test_zero_width_characters_are_trimmed_off_words() -> None:
+    parsed = parse("/style \u200bmake it\u2060 red\ufeff n=2\u200b \u200bseed=5")
+    assert parsed.prompt == "make it red"
+    assert (parsed.n, parsed.seed) == (2, 5)
+    assert parse("/upscale \u200b4\u200b").upscale_factor == 4
+    assert parse('/edit red neg="\u200bblurry\u200c dark\u200d"').negative_prompt == "blurry dark"
+
+
+def test_joiners_inside_words_and_emoji_sequences_stay() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # ZWJ sequence
+    england = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"  # tags
+    persian = "می\u200cخواهم"  # ZWNJ inside a word
+    prompt = f"{family} {england} {persian} \u200fשלום\u200f"
+    assert parse(f"/style \u200b{prompt}\u200b").prompt == prompt
+
+
 def test_control_characters_are_dropped_newlines_kept() -> None:
     parsed = parse("/edit make\x00 it\x1b[31m red\r\nand\x07 blue\x7f\x85\tnow")
     assert parsed.prompt == "make it[31m red\nand blue now"

@@ -79,6 +79,65 @@ def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
     assert settings.monthly_quota == 9
 
 
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ('TELEGRAM_BOT_TOKEN="9:abc" # prod', "9:abc"),
+        ("TELEGRAM_BOT_TOKEN='9:abc'   # prod, with 'quotes'", "9:abc"),
+        ("TELEGRAM_BOT_TOKEN=9:abc # prod", "9:abc"),
+        ("TELEGRAM_BOT_TOKEN=9:abc\t# prod", "9:abc"),
+        ('TELEGRAM_BOT_TOKEN="9:abc # not a comment"', "9:abc # not a comment"),
+        ("TELEGRAM_BOT_TOKEN=9:abc#not-a-comment", "9:abc#not-a-comment"),
+        ("export TELEGRAM_BOT_TOKEN=9:abc", "9:abc"),
+        ('export   TELEGRAM_BOT_TOKEN = "9:abc"  # prod', "9:abc"),
+        ("TELEGRAM_BOT_TOKEN=${HOME}9:abc", "${HOME}9:abc"),  # no expansion
+        ('TELEGRAM_BOT_TOKEN="9:a\\"bc"', '9:a"bc'),
+    ],
+)
+def test_dotenv_quotes_comments_and_export(tmp_path: Path, line: str, value: str) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"# the bot\n\n{line}\nDASHSCOPE_API_KEY=sk-file\n", encoding="utf-8")
+    assert read_dotenv(dotenv)["TELEGRAM_BOT_TOKEN"] == value
+    assert load_settings({}, dotenv=dotenv).telegram_bot_token == value
+
+
+def test_environment_overrides_every_value_of_the_file(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        'export TELEGRAM_BOT_TOKEN="9:file" # prod\nDASHSCOPE_API_KEY=sk-file\n'
+        "LOG_LEVEL=debug # loud\n",
+        encoding="utf-8",
+    )
+    settings = load_settings({"TELEGRAM_BOT_TOKEN": "9:env", "LOG_LEVEL": "error"}, dotenv=dotenv)
+    assert settings.telegram_bot_token == "9:env"
+    assert settings.dashscope_api_key == "sk-file"
+    assert settings.log_level == "ERROR"
+
+
+def test_dotenv_with_a_byte_order_mark_keeps_its_first_key(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes("TELEGRAM_BOT_TOKEN=9:abc\n".encode("utf-8-sig"))
+    assert read_dotenv(dotenv) == {"TELEGRAM_BOT_TOKEN": "9:abc"}
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("A=1\nTELEGRAM_BOT_TOKEN\n", 2),
+        ('A=1\n\n# note\nB="never closed\nC=3\n', 4),
+        ("A=1\n\n\n'\n", 4),
+    ],
+)
+def test_unreadable_dotenv_line_is_an_error_naming_it(
+    tmp_path: Path, text: str, line: int
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        read_dotenv(dotenv)
+    assert caught.value.variable == f"{dotenv}:{line}"
+
+
 def test_repr_hides_secrets() -> None:
     settings = load_settings(REQUIRED, dotenv=None)
     assert "123:abc" not in repr(settings)

@@ -187,6 +187,26 @@ def _gateway_errors(endpoint: str) -> Callable[[DashScopeEmulator], None]:
 
 
 TRANSIENT = {
+    # Throttling or errors that outlast one retry budget: a job not yet submitted waits the
+    # outage out (DASHSCOPE_OUTAGE_WAIT), a submitted task is polled on (it was billed).
+    "submit-429-persistent": Transient(
+        WANX, "submit",
+        _fail("submit", 429, "Throttling.RateQuota", TEST_RETRY_POLICY.max_attempts),
+        TEST_RETRY_POLICY.max_attempts,
+    ),
+    "query-500-persistent": Transient(
+        WANX, "query", _fail("query", 500, "InternalError", TEST_RETRY_POLICY.max_attempts),
+        TEST_RETRY_POLICY.max_attempts,
+    ),
+    "result-503-persistent": Transient(
+        WANX, "result",
+        _fail("result", 503, "ServiceUnavailable", 2 * TEST_RETRY_POLICY.max_attempts),
+        2 * TEST_RETRY_POLICY.max_attempts,
+    ),
+    "qwen-503-persistent": Transient(
+        QWEN, "qwen", _fail("qwen", 503, "ServiceUnavailable", TEST_RETRY_POLICY.max_attempts),
+        TEST_RETRY_POLICY.max_attempts,
+    ),
     # 429 with each retryable Throttling code, one after the other.
     "submit-429-each-Throttling-code": Transient(WANX, "submit", _throttle_each_code, 3),
     "qwen-429-RateQuota": Transient(QWEN, "qwen", _fail("qwen", 429, "Throttling.RateQuota"), 1),
@@ -260,6 +280,62 @@ async def test_answer_slower_than_the_timeout_is_retried_for_reads(
     assert await quota(harness, 1) == (1, 0)
 
 
+# --- DashScope: outages ------------------------------------------------------------------------
+
+SERVICE_DOWN = "not answering"
+SERVICE_SLOW = "slow to answer"
+
+
+async def test_outage_while_the_task_runs_is_polled_through_and_delivered(
+    harness: Harness,
+) -> None:
+    """Every endpoint down for longer than the retry budget after the submit: the task the
+    service ran is fetched afterwards, delivered and charged once; the user is told once."""
+    emulator = harness.emulator
+    emulator.latency = (0.3, 0.3)
+    request = ask(harness, 1, WANX)
+    await wait_until(lambda: bool(emulator.tasks), BOUND)
+    emulator.outage(TEST_RETRY_POLICY.total_budget + 1.5)
+    await harness.reply_to(request, "sendPhoto", timeout=BOUND)
+    [job] = await final_jobs(harness)
+    assert job.state is JobState.DELIVERED
+    assert len(emulator.tasks) == 1
+    assert await quota(harness, 1) == (1, 0)
+    slow = [t for t in texts_to(harness.telegram, 1) if SERVICE_SLOW in t]
+    assert len(slow) == 1, slow
+
+
+async def test_outage_before_the_submit_is_waited_out(harness: Harness) -> None:
+    emulator = harness.emulator
+    emulator.outage(1.5)  # past one retry budget, within DASHSCOPE_OUTAGE_WAIT
+    request = ask(harness, 1, WANX)
+    await told(harness.telegram, 1, SERVICE_DOWN)
+    await harness.reply_to(request, "sendPhoto", timeout=BOUND)
+    [job] = await final_jobs(harness)
+    assert job.state is JobState.DELIVERED
+    assert len(emulator.tasks) == 1
+    assert await quota(harness, 1) == (1, 0)
+
+
+async def test_outage_longer_than_the_wait_refunds_a_job_never_submitted(
+    harness: Harness,
+) -> None:
+    emulator = harness.emulator
+    emulator.outage(3600)
+    ask(harness, 1, WANX)
+    started = time.monotonic()
+    await told(harness.telegram, 1, "busy", NOT_CHARGED)
+    waited = time.monotonic() - started
+    outage_wait = harness.settings.dashscope_outage_wait
+    assert outage_wait <= waited < outage_wait + BOUND / 2
+    [job] = await final_jobs(harness)
+    assert job.state is JobState.FAILED
+    assert not emulator.tasks
+    assert await quota(harness, 1) == (0, 0)
+    emulator.outage(0)
+    await serves_another_user(harness)
+
+
 # --- DashScope: faults that end the job -------------------------------------------------------
 
 
@@ -304,15 +380,6 @@ FATAL = {
     "result-403": Fatal(WANX, _fail("result", 403, "AccessDenied"), "expired", tasks=1),
     "result-404": Fatal(WANX, _fail("result", 404, "NoSuchKey"), "expired", tasks=1),
     "result-url-expired": Fatal(WANX, _expire_results, "expired", tasks=1),
-    # Throttling that outlasts the retry budget.
-    "submit-429-persistent": Fatal(
-        WANX,
-        _fail("submit", 429, "Throttling.RateQuota", TEST_RETRY_POLICY.max_attempts),
-        "busy",
-    ),
-    "query-500-persistent": Fatal(
-        WANX, _fail("query", 500, "InternalError", TEST_RETRY_POLICY.max_attempts), "busy", 1
-    ),
     # Account errors: only an admin can fix them; admins are alerted.
     "submit-401-InvalidApiKey": Fatal(
         WANX, _fail("submit", 401, "InvalidApiKey"), "admins have been told", admins_told=True

@@ -10,7 +10,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 import yarl
@@ -98,6 +99,10 @@ def build_qwen_body(request: EditRequest) -> dict[str, object]:
     return body
 
 
+def _with_patience(policy: PollPolicy, patience: float | None) -> PollPolicy:
+    return policy if patience is None else replace(policy, patience=patience)
+
+
 class BailianClient:
     """Talks to DashScope within the configured QPS and in-progress limits."""
 
@@ -113,6 +118,7 @@ class BailianClient:
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         request_timeout: float = REQUEST_TIMEOUT,
         poll_policy: PollPolicy | None = None,
+        task_patience: float | None = None,
     ) -> None:
         self._session = session
         self._api_root = api_root.rstrip("/")
@@ -126,7 +132,8 @@ class BailianClient:
         self.poller = Poller(
             self._poll_query,
             on_end=self._on_task_end,
-            policy=poll_policy or PollPolicy(first_delay=poll_interval),
+            policy=_with_patience(poll_policy or PollPolicy(first_delay=poll_interval),
+                                  task_patience),
             contended=lambda: self.slots.waiting > 0,
         )
         self.stats = ClientStats()
@@ -156,8 +163,14 @@ class BailianClient:
         log.info("submitted task %s", task_id)
         return task_id
 
-    async def wait(self, task_id: str) -> TaskOutcome:
-        """The task's outcome once it ended; raises when no image came out."""
+    async def wait(
+        self, task_id: str, *, on_trouble: Callable[[], Awaitable[None]] | None = None
+    ) -> TaskOutcome:
+        """The task's outcome once it ended; raises when no image came out.
+
+        Through an outage the task is polled on (see :mod:`bot.bailian.poller`); ``on_trouble``
+        is awaited once when that starts, so the caller can say why it takes long.
+        """
         if not self.poller.is_tracking(task_id):
             # Not ours (a restarted bot resuming it): it counts against the in-progress cap.
             await self.slots.acquire()
@@ -167,13 +180,27 @@ class BailianClient:
                 self._slot_holders.add(task_id)
                 self.poller.track(task_id, first_delay=0.0)
         future = self.poller.track(task_id)
+        watcher = None
+        if on_trouble is not None:
+            watcher = asyncio.create_task(self._tell_trouble(task_id, on_trouble))
         try:
             # shield: a waiter giving up must not stop the polling that frees the slot.
             outcome = await asyncio.shield(future)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             if future.done():
                 self.poller.forget(task_id)
         return raise_for_outcome(outcome)
+
+    async def _tell_trouble(
+        self, task_id: str, on_trouble: Callable[[], Awaitable[None]]
+    ) -> None:
+        await self.poller.trouble(task_id).wait()
+        try:
+            await on_trouble()
+        except Exception:  # telling is a courtesy: it must never stop the wait
+            log.exception("task %s: could not tell about the delay", task_id)
 
     async def query(self, task_id: str) -> TaskOutcome:
         """One status query (retried on transient errors), any status."""

@@ -272,7 +272,11 @@ class DashScopeEmulator:
         self._secret = secrets.token_bytes(32)
         self._faults: list[_Fault] = []
         self._delays: list[_Delay] = []
+        self._outage_until = 0.0  # monotonic time until which every endpoint answers 503
         self._scripts: deque[_Script] = deque()
+        # Bytes to serve instead of rendering: queued for the next tasks, then by task id.
+        self._result_scripts: deque[tuple[bytes | None, ...]] = deque()
+        self._scripted_results: dict[str, tuple[bytes | None, ...]] = {}
         self._admitted: deque[float] = deque()  # monotonic times of requests let through (QPS)
         self._renders: dict[tuple[str, int], asyncio.Task[bytes]] = {}
         self._qwen_images: dict[str, bytes] = {}
@@ -377,6 +381,13 @@ class DashScopeEmulator:
         )
         self._faults += [fault] * times
 
+    def outage(self, seconds: float) -> None:
+        """Answer every request to every endpoint (results too) with a 503 for ``seconds``.
+
+        Tasks already accepted keep running meanwhile, as the real service's do.
+        """
+        self._outage_until = time.monotonic() + seconds
+
     def slow_next(self, endpoint: str, delay: float, *, times: int = 1) -> None:
         """Process the next matching request(s) normally but hold the answer ``delay`` s."""
         self._delays += [_Delay(_fault_endpoint(endpoint), delay)] * times
@@ -406,6 +417,11 @@ class DashScopeEmulator:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, got {outcome!r}")
         self._scripts.append(_Script(outcome, code, message, failed_images))
+
+    def script_next_results(self, *results: bytes | None) -> None:
+        """Serve ``results[i]`` as result ``i`` of the next accepted wanx task, whatever it is
+        (a huge picture, a non-image, a truncated PNG); ``None`` renders that one as usual."""
+        self._result_scripts.append(results)
 
     def result_url(
         self, task_id: str, index: int, *, expires: int | None = None, origin: str | None = None
@@ -456,6 +472,10 @@ class DashScopeEmulator:
         process: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
         """Apply the queued faults for ``endpoint`` around the real processing."""
+        if time.monotonic() < self._outage_until:
+            return _fault_response(_Fault(
+                "error", endpoint, 503, "ServiceUnavailable", "emulated outage"
+            ))
         delay = self._take(self._delays, endpoint)
         fault = self._take(self._faults, endpoint)
         if fault is not None and fault.kind != "drop":
@@ -581,6 +601,8 @@ class DashScopeEmulator:
             task.code = script.code
             task.message = script.message
             task.failed_images = script.failed_images
+        if self._result_scripts:
+            self._scripted_results[task.task_id] = self._result_scripts.popleft()
         self.tasks[task.task_id] = task
         return task
 
@@ -731,8 +753,11 @@ class DashScopeEmulator:
             return existing
         if task.job is None:
             raise RuntimeError(f"task {task.task_id} has no job to render")
+        scripted = self._scripted_results.get(task.task_id, ())
+        given = scripted[index] if index < len(scripted) else None
         rendering = asyncio.ensure_future(
-            asyncio.to_thread(render_wanx, task.job, seed=task.seed, index=index)
+            _given(given) if given is not None
+            else asyncio.to_thread(render_wanx, task.job, seed=task.seed, index=index)
         )
         self._renders[key] = rendering
         return rendering
@@ -746,6 +771,10 @@ class DashScopeEmulator:
 
 class _DroppedResponse(web.StreamResponse):
     """Stands for an answer that was cut off (nothing, or only its beginning, was sent)."""
+
+
+async def _given(data: bytes) -> bytes:
+    return data
 
 
 def _request_id() -> str:

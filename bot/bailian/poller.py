@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from bot.bailian.models import TaskOutcome
-from bot.errors import DashScopeError
+from bot.errors import DashScopeError, RetryableError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ REGION_MARGIN = 0.5
 LEARNING_WINDOW = 50
 MIN_SAMPLES = 3
 STATS_KEPT = 1000
+# A task the service ran is never given up for transient errors while its result can exist:
+# task ids (and result URLs) live 24 h. Through an outage polls back off up to this interval.
+TASK_PATIENCE = 24 * 3600.0
+MAX_OUTAGE_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,13 @@ class PollPolicy:
     learning_window: int = LEARNING_WINDOW
     min_samples: int = MIN_SAMPLES
     contended_lag_factor: float = CONTENDED_LAG_FACTOR
+    patience: float = TASK_PATIENCE
+    max_outage_interval: float = MAX_OUTAGE_INTERVAL
+
+
+def outage_poll_delay(policy: PollPolicy, failures: int) -> float:
+    """Seconds before the next poll after ``failures`` polls in a row met a service down."""
+    return min(policy.max_outage_interval, policy.max_interval * 2.0 ** max(0, failures - 1))
 
 
 def contended_policy(policy: PollPolicy) -> PollPolicy:
@@ -183,6 +194,8 @@ class _Tracked:
     learn: bool = True  # False for resumed tasks: their true start is unknown
     polls: int = 0
     runner: asyncio.Task[None] | None = None
+    # Set once polls met a service that stayed down through the retry budget.
+    trouble: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -264,6 +277,10 @@ class Poller:
         tracked.runner = loop.create_task(self._follow(tracked, delay), name=f"poll {task_id}")
         return future
 
+    def trouble(self, task_id: str) -> asyncio.Event:
+        """Set once the task's polls met a service down past the retry budget (still polled)."""
+        return self._tasks[task_id].trouble
+
     def forget(self, task_id: str) -> None:
         """Drop a finished task's entry (its future has been handed out)."""
         tracked = self._tasks.get(task_id)
@@ -271,6 +288,7 @@ class Poller:
             del self._tasks[task_id]
 
     async def _follow(self, tracked: _Tracked, delay: float) -> None:
+        failures = 0  # polls in a row that met the service down
         try:
             while True:
                 await asyncio.sleep(delay)
@@ -278,7 +296,13 @@ class Poller:
                 tracked.polls += 1
                 self.stats.polls[tracked.task_id] = tracked.polls
                 self.stats.total_polls += 1
-                outcome = await self._query(tracked.task_id)
+                try:
+                    outcome = await self._query(tracked.task_id)
+                except RetryableError as exc:
+                    failures += 1
+                    delay = self._through_outage(tracked, exc, failures)
+                    continue
+                failures = 0
                 now = self._clock()
                 if outcome.status.is_final:
                     self.stats.finished_at[tracked.task_id] = now
@@ -312,6 +336,16 @@ class Poller:
             raise
         finally:
             self._on_end(tracked.task_id)
+
+    def _through_outage(self, tracked: _Tracked, exc: RetryableError, failures: int) -> float:
+        """The delay before polling a task again through an outage; re-raises past patience."""
+        if self._clock() - tracked.started_at > self.policy.patience:
+            raise exc
+        if not tracked.trouble.is_set():
+            log.warning("task %s: the service is down (%s); still polling", tracked.task_id,
+                        exc.code)
+            tracked.trouble.set()
+        return outage_poll_delay(self.policy, failures)
 
     def _running_ages(self, now: float, *, excluding: _Tracked) -> list[float]:
         return [

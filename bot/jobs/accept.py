@@ -2,7 +2,10 @@
 
 Everything that can be refused is checked before anything is reserved (ban, options, the image
 itself), so a refusal costs nothing; the reservation and the job are one transaction, so from
-then on the job is durable and a restart continues it.
+then on the job is durable and a restart continues it. The job is keyed by the update that asked
+for it: when Telegram sends that update again (a crash before its offset was confirmed, a retried
+webhook), the same transaction finds the job, reserves nothing, and nothing new is answered; the
+job already runs, and its status line, if it got one, is the first copy's.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from bot.commands import ParsedCommand
 from bot.errors import DeliveryError, ImageError, QuotaExceededError, RequestValidationError
 from bot.jobs.inputs import Inputs
 from bot.jobs.notify import StatusLines
+from bot.jobs.persist import persist
 from bot.jobs.queue import WorkQueue
 from bot.jobs.requests import Accepted, AcceptResult, JobSpec, Refused, Requester
 from bot.ports import Messenger
@@ -53,10 +57,17 @@ class Acceptor:
             await self._inputs.check(parsed, input_file_id, mask_file_id)
             if parsed.seed is None and parsed.spec.model is Model.WANX_IMAGE_EDIT:
                 parsed = parsed.with_seed(new_seed())
-            job = await self._store.create_job(self._new_job(who, parsed, input_file_id,
-                                                             mask_file_id))
+            created = await self._store.create_or_replay_job(
+                self._new_job(who, parsed, input_file_id, mask_file_id)
+            )
         except (RequestValidationError, ImageError, QuotaExceededError) as exc:
             return await self._refuse(who, render_error(exc, who.lang))
+        job = created.job
+        if created.replayed:
+            logger.info("job %s: update %s was delivered again; nothing new done", job.id,
+                        who.update_id)
+            self._queue.wake()
+            return Accepted(job=job, status_message_id=job.status_message_id, replayed=True)
         try:
             status_id = await self._status.announce_queued(job, who.lang, who.message_id)
         except DeliveryError as exc:
@@ -64,7 +75,11 @@ class Acceptor:
             logger.info("job %s: the queued status could not be sent: %s", job.id, exc)
             self._queue.wake()
             return Accepted(job=job, status_message_id=None)
-        await self._store.set_status_message(job.id, status_id)
+        await persist(lambda: self._store.set_status_message(job.id, status_id),
+                      f"job {job.id}: status line")
+        if (await persist(lambda: self._store.get_job(job.id), f"job {job.id}")).state.is_final:
+            # A worker took the job while its status line was on its way, and finished it.
+            await self._status.clear(job)
         self._queue.wake()
         return Accepted(job=job, status_message_id=status_id)
 
@@ -85,8 +100,12 @@ class Acceptor:
             mask_file_id=mask_file_id,
             images_requested=parsed.n,
             unlimited=who.is_admin,
+            update_id=who.update_id,
         )
 
     async def _refuse(self, who: Requester, message: str) -> Refused:
-        await self._messenger.send_text(who.chat_id, message, reply_to=who.message_id)
+        try:
+            await self._messenger.send_text(who.chat_id, message, reply_to=who.message_id)
+        except DeliveryError as exc:  # e.g. blocked meanwhile: nothing was reserved anyway
+            logger.info("a refusal could not be sent to %s: %s", who.chat_id, exc)
         return Refused(message)

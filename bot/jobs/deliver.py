@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from bot.bailian import BailianClient
 from bot.bailian.models import Model
 from bot.callback_data import Again, Upscale
 from bot.commands import Command
-from bot.errors import BotError, DashScopeError, DeliveryError, ImageError, ResultExpiredError
-from bot.images import fits_telegram_photo, image_info
+from bot.errors import (
+    BotError,
+    BrokenResultError,
+    DashScopeError,
+    DeliveryError,
+    ImageError,
+    ResultExpiredError,
+    RetryableError,
+)
+from bot.images import CheckedResult, check_result_async
 from bot.jobs.notify import Failures, StatusLines
+from bot.jobs.persist import persist
 from bot.jobs.requests import JobSpec
 from bot.ports import Button, Keyboard, Messenger, OutgoingImage
 from bot.texts import Lang, text
@@ -22,6 +32,18 @@ logger = logging.getLogger(__name__)
 
 # How long a stopping bot lets deliveries already under way finish.
 STOP_GRACE_SECONDS = 15.0
+# Result URLs live 24 h: a download is tried through an outage for that long
+# (DASHSCOPE_TASK_PATIENCE), with pauses doubling up to a minute.
+RESULT_PATIENCE = 24 * 3600.0
+MAX_OUTAGE_PAUSE = 60.0
+
+
+async def _checked(data: bytes) -> CheckedResult:
+    """The result read to its end; BrokenResultError when it is not a readable image."""
+    try:
+        return await check_result_async(data)
+    except ImageError as exc:
+        raise BrokenResultError("BrokenResult", str(exc)) from exc
 
 
 def result_keyboard(job: Job, count: int, lang: Lang) -> Keyboard:
@@ -41,7 +63,10 @@ class Deliverer:
     def __init__(
         self, *, store: Store, client: BailianClient, messenger: Messenger,
         status: StatusLines, failures: Failures, admin_ids: Iterable[int],
+        patience: float = RESULT_PATIENCE, clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._patience = patience
+        self._clock = clock
         self._store = store
         self._client = client
         self._messenger = messenger
@@ -84,7 +109,9 @@ class Deliverer:
         except DeliveryError as exc:
             await self._failures.fail(job, exc)
             return
-        await self._store.mark_delivered(job.id, len(images), tuple(file_ids))
+        # Telegram has the images: this write is retried, never the send.
+        await persist(lambda: self._store.mark_delivered(job.id, len(images), tuple(file_ids)),
+                      f"job {job.id}: delivered")
         await self._status.clear(job)
 
     async def _download_results(
@@ -94,22 +121,45 @@ class Deliverer:
         not (a partial delivery is charged for what arrives)."""
         images: list[OutgoingImage] = []
         last_error: BotError | None = None
+        told: list[bool] = [False]
         for index, url in enumerate(job.result_urls):
             try:
-                data = await self._client.download(url)
-                info = image_info(data)
-            except (DashScopeError, ImageError) as exc:
+                data = await self._download(job, spec, url, told)
+                result = await _checked(data)
+            except DashScopeError as exc:
                 logger.warning("job %s: result %s unusable: %s", job.id, index, exc)
                 last_error = exc
                 continue
+            info = result.info
             ext = "jpg" if info.mime == "image/jpeg" else info.format.lower()
             images.append(OutgoingImage(
                 data=data,
                 filename=f"{job.command}-{job.id}-{index + 1}.{ext}",
-                as_photo=fits_telegram_photo(info),
+                as_photo=result.fits_photo,
                 also_document=spec.parsed.command is Command.UPSCALE,
+                preview=result.preview.data if result.preview is not None else None,
             ))
         return images, last_error
+
+    async def _download(self, job: Job, spec: JobSpec, url: str, told: list[bool]) -> bytes:
+        """A result DashScope made (and billed): tried through an outage while the URL lives,
+        the status line saying so once (``told`` is shared by the job's results)."""
+        give_up_at = self._clock() + self._patience
+        pause = 1.0
+        while True:
+            try:
+                return await self._client.download(url)
+            except RetryableError as exc:
+                remaining = give_up_at - self._clock()
+                if remaining <= 0:
+                    raise
+                logger.warning("job %s: the result cannot be fetched (%s); trying again",
+                               job.id, exc.code)
+            if not told[0]:
+                told[0] = True
+                await self._status.show(job, text("status_service_slow", spec.lang), force=True)
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, MAX_OUTAGE_PAUSE)
 
     async def _caption(self, job: Job, spec: JobSpec, delivered: int) -> str:
         lang, parsed = spec.lang, spec.parsed

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from bot.errors import AccountError, BotError
+from bot.jobs.persist import persist
 from bot.jobs.queue import WorkQueue
 from bot.jobs.requests import JobSpec
 from bot.ports import Messenger
@@ -39,11 +40,12 @@ class StatusLines:
     """Each job's one status message: edited in place, throttled per chat, positions kept fresh."""
 
     def __init__(
-        self, messenger: Messenger, queue: WorkQueue, *,
+        self, messenger: Messenger, queue: WorkQueue, store: Store, *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._messenger = messenger
         self._queue = queue
+        self._store = store
         self._clock = clock
         self._last_edit: dict[int, float] = {}  # chat id -> when its last status edit went out
         self._shown_position: dict[int, int] = {}  # job id -> queue position its status shows
@@ -66,7 +68,10 @@ class StatusLines:
     async def show(self, job: Job, message: str, *, force: bool = False) -> bool:
         """Edit the job's status line, at most once per interval per chat; True if edited."""
         if job.status_message_id is None:
-            return False
+            # A worker may have taken the job while its status line was still being sent.
+            job = await persist(lambda: self._store.get_job(job.id), f"job {job.id}")
+            if job.status_message_id is None:
+                return False
         now = self._clock()
         interval = STATUS_EDIT_INTERVAL_GROUP if job.chat_id < 0 else STATUS_EDIT_INTERVAL_PRIVATE
         last = self._last_edit.get(job.chat_id)
@@ -81,8 +86,13 @@ class StatusLines:
         return True
 
     async def clear(self, job: Job) -> None:
-        if job.status_message_id is not None:
-            await self._messenger.delete(job.chat_id, job.status_message_id)
+        """Delete the job's status line (as stored now: the caller's copy may predate it)."""
+        self._shown_position.pop(job.id, None)
+        message_id = (
+            await persist(lambda: self._store.get_job(job.id), f"job {job.id}")
+        ).status_message_id
+        if message_id is not None:
+            await self._messenger.delete(job.chat_id, message_id)
 
     async def stop(self) -> None:
         if self._refresh is not None:
@@ -119,15 +129,18 @@ class Failures:
         self._messenger = messenger
         self._status = status
         self._admin_ids = frozenset(admin_ids)
+        # Several workers meet the same account error at once: one of them alerts.
+        self._alerting = asyncio.Lock()
 
     async def fail(self, job: Job, exc: BotError) -> None:
         """Refund, finish the job, tell the user in a reply (replies notify; edits do not)."""
         lang = JobSpec.of(job).lang
         logger.info("job %s failed: %s", job.id, exc)
-        current = await self._store.get_job(job.id)
+        current = await persist(lambda: self._store.get_job(job.id), f"job {job.id}")
         if current.state.is_final:
             return  # already finished and announced (a resumed job failing again)
-        await self._store.mark_failed(job.id, exc.reason_code, str(exc)[:500])
+        await persist(lambda: self._store.mark_failed(job.id, exc.reason_code, str(exc)[:500]),
+                      f"job {job.id}: failed")
         try:
             await self._messenger.send_text(
                 job.chat_id, f"❌ {failure_text(exc, lang)}", reply_to=job.request_message_id
@@ -140,13 +153,14 @@ class Failures:
 
     async def _alert_admins(self, exc: AccountError) -> None:
         key = f"alert:{exc.code}"
-        last = await self._store.get_setting(key)
-        now = datetime.now(UTC)
-        if last is not None and (now - datetime.fromisoformat(last)).total_seconds() < (
-            ADMIN_ALERT_INTERVAL
-        ):
-            return
-        await self._store.set_setting(key, now.isoformat())
+        async with self._alerting:
+            last = await self._store.get_setting(key)
+            now = datetime.now(UTC)
+            if last is not None and (now - datetime.fromisoformat(last)).total_seconds() < (
+                ADMIN_ALERT_INTERVAL
+            ):
+                return
+            await self._store.set_setting(key, now.isoformat())
         for admin_id in sorted(self._admin_ids):
             admin = await self._store.get_user(admin_id)
             lang = Lang(admin.language) if admin and admin.language else Lang.from_code(

@@ -44,6 +44,9 @@ class WorkQueue:
                     return job
             await self._wake.wait()
 
+    def is_claimed(self, job_id: int) -> bool:
+        return job_id in self._claimed
+
     def release(self, job_id: int) -> None:
         """The worker is done with the job (whatever its outcome)."""
         self._claimed.discard(job_id)

@@ -20,6 +20,9 @@ class Requester:
     lang: Lang
     is_admin: bool
     is_group: bool = False
+    # The Telegram update that asked (a message, a mask, a button press): Telegram may send it
+    # again, and one update makes at most one job. None: no update behind the request.
+    update_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class JobSpec:
 class Accepted:
     job: Job
     status_message_id: int | None  # None when the status line could not be sent
+    # True: the update was sent again and already had this job; nothing was reserved or answered.
+    replayed: bool = False
 
 
 @dataclass(frozen=True)

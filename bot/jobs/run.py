@@ -8,8 +8,11 @@ paying for a second one. qwen jobs are one synchronous call.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TypeVar
 
 from bot.bailian import BailianClient
 from bot.bailian.models import Model, TaskOutcome
@@ -18,17 +21,32 @@ from bot.errors import (
     DashScopeError,
     ImageError,
     RequestValidationError,
+    RetryableError,
+    StoreUnavailableError,
     TaskFailedError,
 )
 from bot.jobs.deliver import Deliverer
 from bot.jobs.inputs import Inputs
 from bot.jobs.notify import Failures, StatusLines
+from bot.jobs.persist import persist
 from bot.jobs.queue import WorkQueue
 from bot.jobs.requests import JobSpec
 from bot.texts import text
 from storage.models import Job, JobState, Store
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long a job not yet submitted waits out an outage before it is refunded
+# (DASHSCOPE_OUTAGE_WAIT).
+OUTAGE_WAIT = 300.0
+# Pauses between attempts to submit through an outage double up to this; the first is a tenth
+# of the outage wait, at most a second.
+MAX_OUTAGE_PAUSE = 30.0
+# How often unfinished jobs nobody works on (a state write that failed, a crashed resumption)
+# are looked for and picked up again.
+SWEEP_INTERVAL = 60.0
 
 
 class Workers:
@@ -37,7 +55,8 @@ class Workers:
     def __init__(
         self, *, store: Store, client: BailianClient, queue: WorkQueue, inputs: Inputs,
         status: StatusLines, failures: Failures, deliverer: Deliverer,
-        wanx_workers: int, qwen_workers: int,
+        wanx_workers: int, qwen_workers: int, outage_wait: float = OUTAGE_WAIT,
+        sweep_interval: float = SWEEP_INTERVAL, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._client = client
@@ -48,37 +67,61 @@ class Workers:
         self._deliverer = deliverer
         self._counts = {Model.WANX_IMAGE_EDIT: wanx_workers, Model.QWEN_IMAGE_EDIT: qwen_workers}
         self._tasks: list[asyncio.Task[None]] = []
-        self._resumed: set[asyncio.Task[None]] = set()
+        self._resumed: dict[int, asyncio.Task[None]] = {}  # job id -> its resumption
         self._stopping = False
+        self._sweep_interval = sweep_interval
+        self._outage_wait = outage_wait
+        self._clock = clock
 
     async def start(self) -> None:
-        """Resume unfinished jobs, then start the workers."""
-        for job in await self._store.resumable_jobs():
-            if job.state is JobState.QUEUED:
-                continue  # the workers take it in fair order
-            await self._store.note_attempt(job.id)
-            logger.info("resuming job %s in state %s", job.id, job.state)
-            if job.state is JobState.SUBMITTED:
-                self._spawn_resumed(self._continue_submitted(job))
-            elif job.state is JobState.SUCCEEDED:
-                self._spawn_resumed(self._deliverer.deliver(job))
+        """Resume unfinished jobs, then start the workers and the sweep."""
+        await self._resume_unattended()
         for model, count in self._counts.items():
             self._tasks.extend(asyncio.create_task(self._work(model)) for _ in range(count))
+        self._tasks.append(asyncio.create_task(self._sweep()))
         self._queue.wake()
 
     async def stop(self) -> None:
         """Cancel the workers and resumptions; what they were doing stays resumable."""
         self._stopping = True
-        tasks = [*self._tasks, *self._resumed]
+        tasks = [*self._tasks, *self._resumed.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
-    def _spawn_resumed(self, coro: Coroutine[object, object, None]) -> None:
+    async def _resume_unattended(self) -> int:
+        """Continue every submitted or succeeded job nobody here works on; returns how many."""
+        resumed = 0
+        for job in await self._store.resumable_jobs():
+            if job.state is JobState.QUEUED:
+                continue  # the workers take it in fair order
+            if job.id in self._resumed or self._queue.is_claimed(job.id):
+                continue
+            await persist(functools.partial(self._store.note_attempt, job.id),
+                          f"job {job.id}: attempt")
+            logger.info("resuming job %s in state %s", job.id, job.state)
+            if job.state is JobState.SUBMITTED:
+                self._spawn_resumed(job.id, self._continue_submitted(job))
+            elif job.state is JobState.SUCCEEDED:
+                self._spawn_resumed(job.id, self._deliverer.deliver_shielded(job))
+            resumed += 1
+        return resumed
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                if found := await self._resume_unattended():
+                    logger.warning("sweep: %d unfinished jobs nobody worked on resumed", found)
+            except StoreUnavailableError as exc:
+                logger.error("sweep: the database is unavailable (%s)", exc)
+            self._queue.wake()  # queued jobs a failed write left unclaimed
+
+    def _spawn_resumed(self, job_id: int, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
-        self._resumed.add(task)
-        task.add_done_callback(self._resumed.discard)
+        self._resumed[job_id] = task
+        task.add_done_callback(lambda _: self._resumed.pop(job_id, None))
 
     async def _work(self, model: Model) -> None:
         while not self._stopping:
@@ -105,20 +148,52 @@ class Workers:
         try:
             request = await self._inputs.request(spec.parsed, job.input_file_id, job.mask_file_id)
             if job.model == Model.QWEN_IMAGE_EDIT.value:
-                outcome = await self._client.edit_sync(request)
+                outcome = await self._through_outage(job, lambda: self._client.edit_sync(request))
             else:
-                task_id = await self._client.submit(request)
-                job = await self._store.mark_submitted(job.id, task_id)
-                outcome = await self._client.wait(task_id)
+                task_id = await self._through_outage(job, lambda: self._client.submit(request))
+                job = await persist(lambda: self._store.mark_submitted(job.id, task_id),
+                                    f"job {job.id}: submitted as {task_id}")
+                outcome = await self._client.wait(task_id, on_trouble=self._tell_slow(job))
         except (DashScopeError, ImageError, RequestValidationError) as exc:
             await self._failures.fail(job, exc)
             return
         await self._finish_task(job, outcome)
 
+    async def _through_outage(self, job: Job, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` (a submit or a qwen call, nothing paid yet), tried again through an
+        outage for up to the outage wait; the status line says so once."""
+        give_up_at = self._clock() + self._outage_wait
+        pause = min(1.0, self._outage_wait / 10)
+        told = False
+        while True:
+            try:
+                return await call()
+            except RetryableError as exc:
+                remaining = give_up_at - self._clock()
+                if remaining <= 0:
+                    raise
+                pause = min(pause, remaining)  # the last attempt comes at the deadline
+                logger.warning("job %s: the service is down (%s); trying again in %.1f s",
+                               job.id, exc.code, pause)
+            if not told:
+                await self._status.show(
+                    job, text("status_service_down", JobSpec.of(job).lang), force=True
+                )
+                told = True
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, MAX_OUTAGE_PAUSE)
+
+    def _tell_slow(self, job: Job) -> Callable[[], Awaitable[None]]:
+        """Said once when polls of the job's task meet the service down: it keeps polling."""
+        async def tell() -> None:
+            await self._status.show(job, text("status_service_slow", JobSpec.of(job).lang),
+                                    force=True)
+        return tell
+
     async def _continue_submitted(self, job: Job) -> None:
         assert job.task_id is not None
         try:
-            outcome = await self._client.wait(job.task_id)
+            outcome = await self._client.wait(job.task_id, on_trouble=self._tell_slow(job))
         except DashScopeError as exc:
             await self._failures.fail(job, exc)
             return
@@ -129,5 +204,6 @@ class Workers:
             no_image = TaskFailedError("NoImage", "the task produced no image")
             await self._failures.fail(job, no_image)
             return
-        job = await self._store.mark_succeeded(job.id, outcome.urls)
+        job = await persist(lambda: self._store.mark_succeeded(job.id, outcome.urls),
+                            f"job {job.id}: succeeded")
         await self._deliverer.deliver_shielded(job)

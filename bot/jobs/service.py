@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterable
 from bot.bailian import BailianClient
 from bot.commands import ParsedCommand
 from bot.jobs.accept import Acceptor
-from bot.jobs.deliver import Deliverer
+from bot.jobs.deliver import RESULT_PATIENCE, Deliverer
 from bot.jobs.inputs import Inputs, check_options
 from bot.jobs.notify import Failures, StatusLines
 from bot.jobs.queue import WorkQueue
 from bot.jobs.requests import AcceptResult, Requester
-from bot.jobs.run import Workers
+from bot.jobs.run import OUTAGE_WAIT, SWEEP_INTERVAL, Workers
 from bot.ports import Messenger
 from storage.models import Store
 
@@ -30,21 +30,26 @@ class JobService:
         admin_ids: Iterable[int] = (),
         wanx_workers: int = 3,
         qwen_workers: int = 2,
+        outage_wait: float = OUTAGE_WAIT,
+        sweep_interval: float = SWEEP_INTERVAL,
+        task_patience: float = RESULT_PATIENCE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         admins = frozenset(admin_ids)
         self.queue = WorkQueue(store)
         self.inputs = Inputs(messenger)
-        self.status = StatusLines(messenger, self.queue, clock=clock)
+        self.status = StatusLines(messenger, self.queue, store, clock=clock)
         self.failures = Failures(store, messenger, self.status, admins)
         self.deliverer = Deliverer(store=store, client=client, messenger=messenger,
-                                   status=self.status, failures=self.failures, admin_ids=admins)
+                                   status=self.status, failures=self.failures, admin_ids=admins,
+                                   patience=task_patience)
         self.acceptor = Acceptor(store=store, messenger=messenger, inputs=self.inputs,
                                  queue=self.queue, status=self.status)
         self.workers = Workers(store=store, client=client, queue=self.queue, inputs=self.inputs,
                                status=self.status, failures=self.failures,
                                deliverer=self.deliverer, wanx_workers=wanx_workers,
-                               qwen_workers=qwen_workers)
+                               qwen_workers=qwen_workers, outage_wait=outage_wait,
+                               sweep_interval=sweep_interval)
 
     async def start(self) -> None:
         """Resume unfinished jobs and start the workers."""

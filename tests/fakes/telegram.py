@@ -637,6 +637,8 @@ class FakeTelegram:
         # updates
         self._update_ids = itertools.count(100_001)
         self._pending_updates: list[JSONDict] = []
+        self._pushed_updates: dict[int, JSONDict] = {}  # every update ever pushed, by id
+        self._redelivered: set[int] = set()  # sent again; pass the offset until returned once
         self._allowed_updates: frozenset[str] = DEFAULT_ALLOWED_UPDATES
         self._poll_generation = 0
         self._drop_get_updates = 0
@@ -834,8 +836,31 @@ class FakeTelegram:
         """Queue a raw update for getUpdates; assigns and returns its update_id."""
         update_id = next(self._update_ids)
         self._pending_updates.append({**update, "update_id": update_id})
+        self._pushed_updates[update_id] = self._pending_updates[-1]
         self._notify()
         return update_id
+
+    def update_id_of(self, item: JSONDict) -> int:
+        """The update_id of the update that carried ``item`` (a message or callback query as
+        returned by ``send_*``, ``press_button``, ...)."""
+        for update_id, update in self._pushed_updates.items():
+            if any(value is item for value in update.values()):
+                return update_id
+        raise KeyError("no update carried this item")
+
+    def redeliver(self, update_id: int) -> None:
+        """Send an update again with the same update_id, as Telegram does when the bot did not
+        confirm its offset (it died first) or a webhook call is retried.
+
+        It is delivered once more, even to a bot whose offset is already past it.
+        """
+        update = self._pushed_updates[update_id]
+        self._pending_updates = sorted(
+            [*(u for u in self._pending_updates if u["update_id"] != update_id), update],
+            key=lambda u: int(u["update_id"]),
+        )
+        self._redelivered.add(update_id)
+        self._notify()
 
     def _store_message(self, message: JSONDict) -> JSONDict:
         chat_id = int(message["chat"]["id"])
@@ -1326,7 +1351,10 @@ class FakeTelegram:
         if isinstance(allowed, list):
             self._allowed_updates = frozenset(allowed) or DEFAULT_ALLOWED_UPDATES
         if offset > 0:
-            self._pending_updates = [u for u in self._pending_updates if u["update_id"] >= offset]
+            self._pending_updates = [
+                u for u in self._pending_updates
+                if u["update_id"] >= offset or u["update_id"] in self._redelivered
+            ]
         elif offset < 0:
             self._pending_updates = self._pending_updates[offset:]
         # A newer getUpdates terminates an older one still waiting, as on the real server.
@@ -1347,7 +1375,9 @@ class FakeTelegram:
             ]
             remaining = deadline - loop.time()
             if self._pending_updates or remaining <= 0 or self._closing:
-                return self._pending_updates[:limit]
+                batch = self._pending_updates[:limit]
+                self._redelivered.difference_update(u["update_id"] for u in batch)
+                return batch
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
 
