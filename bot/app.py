@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
-from telegram import BotCommand, BotCommandScopeDefault, Update
-from telegram.error import InvalidToken, TelegramError
+from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
+from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -23,6 +24,7 @@ from telegram.ext import (
 )
 
 from bot import callback_data
+from bot.access import AccessPolicy
 from bot.bailian import DEFAULT_RETRY_POLICY, BailianClient, PollPolicy, RetryPolicy
 from bot.bailian.client import REQUEST_TIMEOUT
 from bot.config import Settings
@@ -33,9 +35,9 @@ from bot.services import SERVICES_KEY, BotApplication, BotContext, Services
 from bot.startup import ExitCode
 from bot.telegram_io import TelegramMessenger
 from bot.texts import Lang, render_error, text
-from handlers import admin, callbacks, edit, info, throttle
+from handlers import access, admin, callbacks, edit, info, throttle
 from handlers.common import HandledUpdates, language_of, track_user
-from handlers.filters import COMMAND_TEXT, IMAGE, NEW_MESSAGE
+from handlers.filters import COMMAND_TEXT, IMAGE, NEW_MESSAGE, REPLIES_TO_IMAGE
 from storage import Store, open_store
 
 logger = logging.getLogger(__name__)
@@ -43,8 +45,10 @@ logger = logging.getLogger(__name__)
 # The commands shown in Telegram's menu, in this order; descriptions come from the catalogue.
 MENU_COMMANDS = (
     "edit", "style", "localstyle", "instruct", "erase", "dewatermark", "expand", "upscale",
-    "colorize", "sketch", "cartoon", "quota", "lang", "cancel", "help",
+    "colorize", "sketch", "cartoon", "quota", "lang", "cancel", "id", "help",
 )
+# Added to the menu in each admin's private chat only.
+ADMIN_MENU_COMMANDS = ("setquota", "grant", "ban", "unban", "usage", "queue")
 # Telegram allows this many retries after a 429 before a send fails.
 FLOOD_RETRIES = 3
 # Expired conversations (an unanswered mask wait, an unused keyboard) are deleted this often.
@@ -86,12 +90,14 @@ def build_application(
 
     # Every route, in the order they are tried (the first match handles an update).
     handled = HandledUpdates()  # an update Telegram sends again is handled once
+    gate = access.AccessGate(AccessPolicy.from_settings(settings))  # the allow-lists
+    application.add_handler(TypeHandler(Update, gate.check), group=-4)
     application.add_handler(TypeHandler(Update, throttle.cheap_requests), group=-3)
     application.add_handler(TypeHandler(Update, handled.skip), group=-2)
     application.add_handler(TypeHandler(Update, track_user), group=-1)
     for name, callback in (
         ("start", info.start), ("help", info.help_command), ("quota", info.quota),
-        ("lang", info.lang_command), ("cancel", info.cancel),
+        ("lang", info.lang_command), ("cancel", info.cancel), ("id", info.show_id),
         ("setquota", admin.set_quota), ("grant", admin.grant), ("ban", admin.ban),
         ("unban", admin.unban), ("usage", admin.usage), ("queue", admin.queue),
     ):
@@ -101,6 +107,9 @@ def build_application(
     application.add_handler(MessageHandler(NEW_MESSAGE & COMMAND_TEXT, edit.on_command))
     application.add_handler(MessageHandler(NEW_MESSAGE & IMAGE, edit.on_image))
     application.add_handler(MessageHandler(
+        NEW_MESSAGE & filters.TEXT & REPLIES_TO_IMAGE, edit.on_reply_text
+    ))
+    application.add_handler(MessageHandler(
         NEW_MESSAGE & filters.ChatType.PRIVATE & filters.TEXT, edit.on_private_text
     ))
     for route, pattern in (
@@ -108,6 +117,7 @@ def build_application(
         (callbacks.upscale, callback_data.Upscale.ROUTE),
         (callbacks.pick_action, callback_data.PickAction.PATTERN),
         (callbacks.pick_style, callback_data.PickStyle.PATTERN),
+        (callbacks.cancel_job, callback_data.CancelJob.PATTERN),
     ):
         application.add_handler(CallbackQueryHandler(route, pattern=pattern))
     application.add_handler(CallbackQueryHandler(callbacks.expired))
@@ -152,6 +162,7 @@ async def _open_services(application: BotApplication) -> None:
         wanx_workers=2 * settings.dashscope_max_tasks,
         outage_wait=settings.dashscope_outage_wait,
         task_patience=settings.dashscope_task_patience,
+        budget_yuan=settings.monthly_budget_yuan,
     )
     # Stored at once: whatever fails from here on, post_shutdown closes what was opened.
     application.bot_data[SERVICES_KEY] = Services(
@@ -164,20 +175,62 @@ async def _open_services(application: BotApplication) -> None:
         raise
     except TelegramError as exc:  # the menu is a convenience: no reason not to serve
         logger.warning("the command menu was not set (%s); it stays as it was", exc)
-    await jobs.start()
+    resumed = await jobs.start()
+    try:  # telling the admins is never a reason not to serve
+        await jobs.alerts.started(resumed)
+    except BotError as exc:
+        logger.warning("the admins were not told of the start: %s", exc)
     application.bot_data[PRUNE_TASK_KEY] = asyncio.create_task(
         _prune_conversations(application.bot_data[SERVICES_KEY].conversations, store)
     )
+    if not settings.admin_user_ids:
+        logger.warning(
+            "no admin is configured: nobody is alerted to DashScope account problems and nobody "
+            "can use the admin commands; set ADMIN_USER_IDS to your numeric Telegram user id "
+            "(send /id to the bot to see it)"
+        )
     logger.info("bot @%s started", me.username)
 
 
 async def register_commands(application: BotApplication) -> None:
-    """The command menu in Chinese, English, and a default (English)."""
+    """The command menu in Chinese, English, and a default (English); admins also get theirs."""
     for lang, code in ((Lang.ZH, "zh"), (Lang.EN, "en"), (Lang.EN, None)):
-        commands = [BotCommand(name, text(f"menu_{name}", lang)) for name in MENU_COMMANDS]
         await application.bot.set_my_commands(
-            commands, scope=BotCommandScopeDefault(), language_code=code
+            _menu(MENU_COMMANDS, lang), scope=BotCommandScopeDefault(), language_code=code
         )
+    services: Services = application.bot_data[SERVICES_KEY]
+    for admin_id in sorted(services.settings.admin_user_ids):
+        await _register_admin_commands(application, services.store, admin_id)
+
+
+async def _register_admin_commands(
+    application: BotApplication, store: Store, admin_id: int
+) -> None:
+    """Public and admin commands in one admin's private chat, in the admin's language.
+
+    Set for Chinese clients and as the chat's default: a known admin gets their language in
+    both (so no menu of an earlier start stays behind), an unknown one Chinese and English.
+    """
+    user = await store.get_user(admin_id)
+    known: Lang | None = None
+    if user is not None and user.language in ("zh", "en"):
+        known = Lang(user.language)
+    elif user is not None and user.telegram_language:
+        known = Lang.from_code(user.telegram_language)
+    names = MENU_COMMANDS + ADMIN_MENU_COMMANDS
+    try:
+        for lang, code in ((known or Lang.ZH, "zh"), (known or Lang.EN, None)):
+            await application.bot.set_my_commands(
+                _menu(names, lang), scope=BotCommandScopeChat(chat_id=admin_id),
+                language_code=code,
+            )
+    except (BadRequest, Forbidden) as exc:  # e.g. "chat not found": they never started the bot
+        logger.info("admin %s gets no admin menu until they start the bot and it restarts (%s)",
+                    admin_id, exc)
+
+
+def _menu(names: Iterable[str], lang: Lang) -> list[BotCommand]:
+    return [BotCommand(name, text(f"menu_{name}", lang)) for name in names]
 
 
 async def _prune_conversations(conversations: Conversations, store: Store) -> None:

@@ -8,7 +8,8 @@ messages live, so a change here would strand them.
 * ``pick:<command>``: an action offered under a photo sent without a caption, a
   :class:`~bot.commands.Command` value (:class:`PickAction`);
 * ``pick:ls:<style>``: a style for /localstyle, a :class:`~bot.commands.LocalStyle` value
-  (:class:`PickStyle`).
+  (:class:`PickStyle`);
+* ``cancel:<job id>``: cancel a job still waiting for a slot (:class:`CancelJob`).
 
 Reading is strict: numbers are plain ASCII digits with no sign, no leading zero, no ``_`` and no
 spaces (``int()`` would take all of those, and full-width digits too); a job id has 1 to 12
@@ -163,13 +164,36 @@ class PickStyle:
         return None if match is None else cls(LocalStyle(match["style"]))
 
 
-CallbackData: TypeAlias = Again | Upscale | PickAction | PickStyle
+@dataclass(frozen=True)
+class CancelJob:
+    """``cancel:<job id>``: cancel a job still waiting for a slot (the ✖ on its status line)."""
 
-KINDS: tuple[type[Again], type[Upscale], type[PickAction], type[PickStyle]] = (
+    PATTERN: ClassVar[re.Pattern[str]] = _pattern(rf"cancel:(?P<job>{_JOB_ID})")
+
+    job_id: int
+
+    def __post_init__(self) -> None:
+        _check_int("job_id", self.job_id, 1, MAX_JOB_ID)
+
+    def encode(self) -> str:
+        return _checked(f"cancel:{self.job_id}")
+
+    @classmethod
+    def parse(cls, raw: str) -> Self | None:
+        match = cls.PATTERN.fullmatch(raw)
+        return None if match is None else cls(int(match["job"]))
+
+
+CallbackData: TypeAlias = Again | Upscale | PickAction | PickStyle | CancelJob
+
+KINDS: tuple[
+    type[Again], type[Upscale], type[PickAction], type[PickStyle], type[CancelJob]
+] = (
     Again,
     Upscale,
     PickAction,
     PickStyle,
+    CancelJob,
 )
 
 

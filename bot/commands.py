@@ -5,11 +5,11 @@ Grammar: ``/name[@bot] words and key=value options, in any order``.
 * The command token ends at whitespace, at the end of the text or at a non-ASCII character
   (``/edit把天空变红`` works, as Telegram ends the command entity there too); names and option
   keys are case-insensitive; ``＝`` works like ``=``, and full-width digits in values are fine.
-* Options are whitespace-separated ``key=value`` tokens whose key is ASCII letters/underscores or
-  Chinese characters; any other word belongs to the prompt. An unknown key is an error, so a
-  prompt word such as ``E=mc2`` has to be rephrased (we prefer telling the user over silently
-  sending a typo'd option as prompt text). Chinese aliases: 数量= 种子= 强度= 反向= 比例=
-  倍数= 线稿= 上= 下= 左= 右= 全部=.
+* Options are whitespace-separated ``key=value`` tokens whose key is one of the option names
+  below (any command's, ASCII case-insensitive, or a Chinese alias); any other word, ``E=mc2``
+  included, belongs to the prompt. An option that another command takes but this one does not
+  is an error naming it (``n=`` on /edit is a mistake worth telling, not prompt text). Chinese
+  aliases: 数量= 种子= 强度= 反向= 比例= 倍数= 线稿= 上= 下= 左= 右= 全部=.
 * A value may be quoted to hold spaces: ``neg="blurry, dark"``, ``neg=“blurry, dark”`` or
   ``neg=「blurry, dark」`` (also 『』). A quote left open is an error.
 * The negative prompt of ``/edit`` (the only command whose model takes one) is given either with
@@ -26,11 +26,17 @@ Grammar: ``/name[@bot] words and key=value options, in any order``.
   (``/expand 1.5 a beach``; ``1.5x``, ``x1.5``, ``×1.5`` and ``1.5倍`` also work), so a number
   inside a description ("two dogs, 2 cats") is never taken for a factor. The same as options:
   ``scale=`` (all four sides) and ``factor=``. /expand takes exactly one of: a number,
-  ``top= bottom= left= right=`` (unset sides 1.0), or ``ratio=W:H`` (kept as a pair).
+  ``top= bottom= left= right=`` (unset sides 1.0), or ``ratio=W:H`` (kept as a pair). Errors
+  name what the user typed: the command for a bare number (``/upscale takes 1–4``), else the
+  key as written.
 * ``/localstyle`` reads a style name (Chinese, English or alias) from the first word(s); the rest
   says what to restyle. No style named is not an error: ``style`` is ``None`` and the caller offers
-  the eight as buttons, then calls :meth:`ParsedCommand.with_style`. The prompt sent follows
-  the reference's tip ("把房子变成冰雕风格"), so its limit is 800 minus that wrapping.
+  the eight as buttons, then calls :meth:`ParsedCommand.with_style`. When a first word that is
+  no style is followed by more words (``/localstyle lego the cup``) it was meant as one: it is
+  kept in ``unknown_style`` for the caller to name, and the rest is the subject. The prompt sent
+  follows the reference's tip ("把房子变成冰雕风格"), so its limit is 800 minus that wrapping.
+* Errors carry the command, so the example shown beside them (catalogue ``example_<command>``)
+  is in the reader's language.
 """
 
 from __future__ import annotations
@@ -103,8 +109,9 @@ class LocalStyle(StrEnum):
         return _STYLE_NAMES[self][1]
 
     def label(self, lang: str) -> str:
-        """The name to show on a button: Chinese for "zh", else English."""
-        return self.zh if lang == "zh" else self.en
+        """The name to show on a button: Chinese for "zh", else English words (not the API's
+        spelling: "Festive lantern", not "chinese festive lantern")."""
+        return self.zh if lang == "zh" else _STYLE_NAMES[self][2]
 
     @classmethod
     def lookup(cls, name: str) -> LocalStyle | None:
@@ -117,25 +124,28 @@ class LocalStyle(StrEnum):
         return _STYLE_LOOKUP.get(key)
 
 
-_STYLE_NAMES: dict[LocalStyle, tuple[str, str]] = {
-    LocalStyle.ICE: ("冰雕", "ice"),
-    LocalStyle.CLOUD: ("云朵", "cloud"),
-    LocalStyle.LANTERN: ("花灯", "chinese festive lantern"),
-    LocalStyle.WOODEN: ("木板", "wooden"),
-    LocalStyle.PORCELAIN: ("青花瓷", "blue and white porcelain"),
-    LocalStyle.FLUFFY: ("毛茸茸", "fluffy"),
-    LocalStyle.WEAVING: ("毛线", "weaving"),
-    LocalStyle.BALLOON: ("气球", "balloon"),
+# Chinese name, English name as the API reference spells it, English button label.
+_STYLE_NAMES: dict[LocalStyle, tuple[str, str, str]] = {
+    LocalStyle.ICE: ("冰雕", "ice", "Ice"),
+    LocalStyle.CLOUD: ("云朵", "cloud", "Cloud"),
+    LocalStyle.LANTERN: ("花灯", "chinese festive lantern", "Festive lantern"),
+    LocalStyle.WOODEN: ("木板", "wooden", "Wood"),
+    LocalStyle.PORCELAIN: ("青花瓷", "blue and white porcelain", "Blue-and-white porcelain"),
+    LocalStyle.FLUFFY: ("毛茸茸", "fluffy", "Fluffy"),
+    LocalStyle.WEAVING: ("毛线", "weaving", "Knitted"),
+    LocalStyle.BALLOON: ("气球", "balloon", "Balloon"),
 }
 _STYLE_LOOKUP: dict[str, LocalStyle] = {
     **{style.value: style for style in LocalStyle},
-    **{zh: style for style, (zh, _) in _STYLE_NAMES.items()},
-    **{en: style for style, (_, en) in _STYLE_NAMES.items()},
+    **{names[0]: style for style, names in _STYLE_NAMES.items()},
+    **{names[1]: style for style, names in _STYLE_NAMES.items()},
+    **{names[2].casefold(): style for style, names in _STYLE_NAMES.items()},
     "festive lantern": LocalStyle.LANTERN,
     "blue-and-white porcelain": LocalStyle.PORCELAIN,
     "wood": LocalStyle.WOODEN,
     "wool": LocalStyle.WEAVING,
     "knitted": LocalStyle.WEAVING,
+    "yarn": LocalStyle.WEAVING,
     "clouds": LocalStyle.CLOUD,
 }
 # Longest style name in words, so the first words of a prompt are tried longest first.
@@ -155,18 +165,21 @@ class CommandSpec:
     prompt_required: bool
     default_prompt: str
     options: frozenset[str]
-    example: str
 
     @property
     def usage_key(self) -> str:
         """Catalogue key of this command's usage (help) text."""
         return f"cmd_usage_{self.command.value}"
 
+    @property
+    def example_key(self) -> str:
+        """Catalogue key of a command line that works, in each language."""
+        return f"example_{self.command.value}"
+
 
 def _wanx(
     command: Command,
     function: Function,
-    example: str,
     *,
     prompt_required: bool,
     default_prompt: str = "",
@@ -179,7 +192,6 @@ def _wanx(
         prompt_required=prompt_required,
         default_prompt=default_prompt,
         options=_WANX_COMMON | extra,
-        example=example,
     )
 
 
@@ -193,38 +205,32 @@ SPECS: dict[Command, CommandSpec] = {
         prompt_required=True,
         default_prompt="",
         options=frozenset({"neg"}),
-        example='/edit 把天空换成晚霞 neg="模糊, 变形"',
     ),
     Command.STYLE: _wanx(
         Command.STYLE,
         Function.STYLIZATION_ALL,
-        "/style 转换成法国绘本风格 strength=0.6",
         prompt_required=True,
         extra=frozenset({"strength"}),
     ),
     Command.LOCALSTYLE: _wanx(
         Command.LOCALSTYLE,
         Function.STYLIZATION_LOCAL,
-        "/localstyle 冰雕 房子",
         prompt_required=False,
     ),
     Command.INSTRUCT: _wanx(
         Command.INSTRUCT,
         Function.DESCRIPTION_EDIT,
-        "/instruct 给小狗戴上一顶红色帽子 strength=0.5",
         prompt_required=True,
         extra=frozenset({"strength"}),
     ),
     Command.ERASE: _wanx(
         Command.ERASE,
         Function.DESCRIPTION_EDIT_WITH_MASK,
-        "/erase 干净的木质桌面",
         prompt_required=False,
     ),
     Command.DEWATERMARK: _wanx(
         Command.DEWATERMARK,
         Function.REMOVE_WATERMARK,
-        "/dewatermark",
         prompt_required=False,
         default_prompt="去除图像中的文字和水印",
     ),
@@ -233,7 +239,6 @@ SPECS: dict[Command, CommandSpec] = {
     Command.EXPAND: _wanx(
         Command.EXPAND,
         Function.EXPAND,
-        "/expand 1.5 一家人在公园草坪上",
         prompt_required=False,
         default_prompt="自然延伸画面内容，保持原图风格",
         extra=frozenset({"scale", "top", "bottom", "left", "right", "ratio"}),
@@ -241,7 +246,6 @@ SPECS: dict[Command, CommandSpec] = {
     Command.UPSCALE: _wanx(
         Command.UPSCALE,
         Function.SUPER_RESOLUTION,
-        "/upscale 2",
         prompt_required=False,
         default_prompt="图像超分",
         extra=frozenset({"factor"}),
@@ -250,21 +254,18 @@ SPECS: dict[Command, CommandSpec] = {
     Command.COLORIZE: _wanx(
         Command.COLORIZE,
         Function.COLORIZATION,
-        "/colorize 蓝色背景，黄色叶子，红色花朵",
         prompt_required=False,
         default_prompt="为黑白图像自然上色，色彩真实",
     ),
     Command.SKETCH: _wanx(
         Command.SKETCH,
         Function.DOODLE,
-        "/sketch 一座现代玻璃建筑 sketch=yes",
         prompt_required=True,
         extra=frozenset({"sketch"}),
     ),
     Command.CARTOON: _wanx(
         Command.CARTOON,
         Function.CONTROL_CARTOON_FEATURE,
-        "/cartoon 卡通形象小心翼翼地探出头",
         prompt_required=True,
     ),
 }
@@ -327,6 +328,8 @@ class ParsedCommand:
     upscale_factor: int | None = None
     is_sketch: bool | None = None
     style: LocalStyle | None = None
+    # /localstyle: the first word, meant as a style, that is none of the eight (for the message)
+    unknown_style: str | None = None
 
     @property
     def spec(self) -> CommandSpec:
@@ -346,6 +349,7 @@ class ParsedCommand:
                 "upscale_factor": self.upscale_factor,
                 "is_sketch": self.is_sketch,
                 "style": self.style.value if self.style is not None else None,
+                "unknown_style": self.unknown_style,
             },
             ensure_ascii=False,
         )
@@ -373,6 +377,7 @@ class ParsedCommand:
             upscale_factor=data.get("upscale_factor"),
             is_sketch=data.get("is_sketch"),
             style=LocalStyle(style) if style is not None else None,
+            unknown_style=data.get("unknown_style"),
         )
 
     def with_seed(self, seed: int) -> ParsedCommand:
@@ -380,14 +385,14 @@ class ParsedCommand:
 
     def with_style(self, style: LocalStyle) -> ParsedCommand:
         """The /localstyle request once the user picked a style from the keyboard."""
-        return replace(self, style=style)
+        return replace(self, style=style, unknown_style=None)
 
     @property
     def request_prompt(self) -> str:
         """The prompt sent: the default when empty; for /localstyle, with the style in it."""
         if self.command is Command.LOCALSTYLE:
             if self.style is None:
-                raise CommandParseError("cmd_error_style_required", self.spec.example)
+                raise CommandParseError("cmd_error_style_required", self.command.value)
             return localstyle_prompt(self.style, self.prompt)
         return self.prompt or self.spec.default_prompt
 
@@ -483,8 +488,14 @@ class _Word:
 @dataclass(frozen=True)
 class _Option:
     key: str  # NFKC and lower-cased, for lookup
-    typed: str  # as the user wrote it, for messages
+    typed: str  # as the user wrote it, for messages ("/expand" for a bare number)
     value: str
+    bare: str | None = None  # the word as typed, when the value is a bare number
+
+    @property
+    def shown(self) -> str:
+        """How the user wrote this option: ``1.5x`` or ``top=``."""
+        return self.bare if self.bare is not None else f"{self.typed}="
 
 
 @dataclass(frozen=True)
@@ -522,7 +533,8 @@ def _visible(word: str) -> str:
     return word.strip(_ZERO_WIDTH)
 
 
-def _tokenise(rest: str, example: str) -> _Tokens:
+def _tokenise(rest: str, command: Command) -> _Tokens:
+    """Words, options (``key=value`` with a key that is an option name) and the ``--`` tail."""
     words: list[_Word] = []
     options: list[_Option] = []
     after_separator: str | None = None
@@ -542,14 +554,16 @@ def _tokenise(rest: str, example: str) -> _Tokens:
             after_separator = rest[j:]
             break
         if token[0] in "=＝" and len(token) > 1 and token[1] not in "=＝":
-            raise CommandParseError("cmd_error_option_without_name", example, value=_echo(token))
+            raise CommandParseError(
+                "cmd_error_option_without_name", command.value, value=_echo(token)
+            )
         match = _OPTION_RE.match(token)
-        if match is None:
-            words.append(_Word(token, newline))
+        key = unicodedata.normalize("NFKC", match.group(1)).lower() if match else ""
+        if match is None or key not in _OPTION_ALIASES:
+            words.append(_Word(token, newline))  # "E=mc2" is prompt text
             newline = False
             i = j
             continue
-        key = unicodedata.normalize("NFKC", match.group(1)).lower()
         value_start = i + match.end()
         closers = _CLOSING_QUOTES.get(rest[value_start]) if value_start < end else None
         if closers is None:
@@ -558,7 +572,9 @@ def _tokenise(rest: str, example: str) -> _Tokens:
             continue
         close = next((k for k in range(value_start + 1, end) if rest[k] in closers), None)
         if close is None:
-            raise CommandParseError("cmd_error_unclosed_quote", example, option=match.group(1))
+            raise CommandParseError(
+                "cmd_error_unclosed_quote", command.value, option=match.group(1)
+            )
         options.append(_Option(key, match.group(1), rest[value_start + 1 : close]))
         i = close + 1
     return _Tokens(words, options, after_separator)
@@ -586,13 +602,13 @@ _RATIO_RE = re.compile(r"(\d+)\s*[:x×/]\s*(\d+)", re.IGNORECASE)
 
 
 class _Values:
-    """Parses option values for one command, raising errors that carry its example."""
+    """Parses option values for one command, raising errors that carry the command."""
 
-    def __init__(self, example: str) -> None:
-        self.example = example
+    def __init__(self, command: Command) -> None:
+        self.command = command
 
     def fail(self, key: str, **params: object) -> CommandParseError:
-        return CommandParseError(key, self.example, **params)
+        return CommandParseError(key, self.command.value, **params)
 
     def integer(self, option: str, raw: str, low: int, high: int) -> int:
         value = unicodedata.normalize("NFKC", raw).strip()
@@ -668,40 +684,48 @@ def _bare_number(word: str) -> str | None:
 def parse_command(text: str, bot_username: str) -> ParsedCommand | None:
     """The request in ``text``; None when it is not one of our commands addressed to us.
 
-    Raises CommandParseError (key, SPECS[command].example, **params) for anything wrong in it.
+    Raises CommandParseError (key, command, **params) for anything wrong in it.
     """
     split = split_command(text, bot_username)
     if split is None:
         return None
     command, rest = split
     spec = SPECS[command]
-    values = _Values(spec.example)
-    tokens = _tokenise(_normalise(rest), spec.example)
+    values = _Values(command)
+    tokens = _tokenise(_normalise(rest), command)
     options = _collect_options(tokens, spec, values)
     words = _take_bare_number(command, list(tokens.words), options, values)
     style: LocalStyle | None = None
+    unknown_style: str | None = None
     if command is Command.LOCALSTYLE:
-        style, words = _take_style(words)
+        style, unknown_style, words = _take_style(words)
     prompt = _checked_prompt(spec, _join_words(words), values)
-    return _read_options(spec, prompt, style, options, values)
+    parsed = _read_options(spec, prompt, style, options, values)
+    return replace(parsed, unknown_style=unknown_style) if unknown_style else parsed
 
 
 def _collect_options(tokens: _Tokens, spec: CommandSpec, values: _Values) -> dict[str, _Option]:
-    """The options by canonical name, a ``--`` tail as ``neg``; unknown or repeated ones fail.
+    """The options by canonical name, a ``--`` tail as ``neg``; ones this command does not take
+    (another command's) or repeated ones fail.
 
     Each option keeps the key as typed (``_Option.typed``), which error messages name.
     """
     command = spec.command
     found: dict[str, _Option] = {}
     for option in tokens.options:
-        canonical = _OPTION_ALIASES.get(option.key)
-        if canonical is None or canonical not in spec.options:
+        canonical = _OPTION_ALIASES[option.key]  # the tokeniser keeps only option names
+        if canonical not in spec.options:
             if canonical == "neg":
                 raise values.fail(
                     "cmd_error_negative_not_supported", option=option.typed, command=command.value
                 )
+            if command is Command.EDIT and canonical in _WANX_COMMON:
+                raise values.fail("cmd_error_edit_one_image", option=option.typed)
             raise values.fail(
-                "cmd_error_unknown_option", option=_echo(option.typed), allowed=_allowed(spec)
+                "cmd_error_unknown_option",
+                option=option.typed,
+                allowed=_allowed(spec),
+                command=command.value,
             )
         if canonical in found:
             raise values.fail("cmd_error_duplicate_option", option=option.typed)
@@ -730,7 +754,8 @@ def _take_bare_number(
         return words
     if name in options:
         raise values.fail("cmd_error_duplicate_option", option=options[name].typed)
-    options[name] = _Option(name, name, number)
+    # The user never saw the option's name: errors about the number name the command.
+    options[name] = _Option(name, f"/{command.value}", number, bare=words[0].text)
     return words[1:]
 
 
@@ -807,16 +832,30 @@ def _allowed(spec: CommandSpec) -> str:
     return ", ".join(name for name in OPTION_ORDER if name in spec.options)
 
 
-def _take_style(words: list[_Word]) -> tuple[LocalStyle | None, list[_Word]]:
-    """A style named by the first word(s), longest name first, and the words after it."""
+# Words that start a subject or an instruction, never meant as a style name.
+_NOT_A_STYLE = frozenset(
+    {"a", "an", "the", "my", "our", "your", "his", "her", "its", "their", "this", "that",
+     "these", "those", "make", "turn", "change", "please"}
+)
+
+
+def _take_style(words: list[_Word]) -> tuple[LocalStyle | None, str | None, list[_Word]]:
+    """The style named by the first word(s), longest name first, or the first word when it was
+    meant as one and is none (more words follow it); and the words after it."""
     for count in range(min(_STYLE_MAX_WORDS, len(words)), 0, -1):
         style = LocalStyle.lookup(" ".join(word.text for word in words[:count]))
         if style is not None:
-            rest = words[count:]
-            if rest:  # the first remaining word starts the prompt: no line break before it
-                rest[0] = _Word(rest[0].text, newline_before=False)
-            return style, rest
-    return None, words
+            return style, None, _without_first(words, count)
+    if len(words) > 1 and words[0].text.casefold() not in _NOT_A_STYLE:
+        return None, _echo(words[0].text), _without_first(words, 1)
+    return None, None, words
+
+
+def _without_first(words: list[_Word], count: int) -> list[_Word]:
+    rest = words[count:]
+    if rest:  # the first remaining word starts the prompt: no line break before it
+        rest[0] = _Word(rest[0].text, newline_before=False)
+    return rest
 
 
 def _expand(
@@ -830,8 +869,8 @@ def _expand(
     if len(forms) > 1:
         raise values.fail(
             "cmd_error_expand_conflict",
-            first=options[forms[0]].typed,
-            second=options[forms[1]].typed,
+            first=_echo(options[forms[0]].shown),
+            second=_echo(options[forms[1]].shown),
         )
     if "ratio" in options:
         return None, values.ratio(options["ratio"].typed, options["ratio"].value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,7 +27,13 @@ class Settings:
     dashscope_base_url: str = "https://dashscope.aliyuncs.com"
     database_url: str = "sqlite:///data/bot.sqlite3"
     admin_user_ids: frozenset[int] = frozenset()
+    # Who may use the bot (bot/access.py): both empty, everyone; admins always may.
+    allowed_user_ids: frozenset[int] = frozenset()
+    allowed_chat_ids: frozenset[int] = frozenset()
     monthly_quota: int = 30
+    # Requests that would take the month's estimated list-price spend past this many yuan are
+    # refused; None: no cap.
+    monthly_budget_yuan: Decimal | None = None
     quota_timezone: str = "Asia/Shanghai"
     dashscope_qps: float = 10.0
     dashscope_max_tasks: int = 2
@@ -139,9 +146,20 @@ def _positive_float(raw: str) -> float:
     return value
 
 
-def _admin_ids(raw: str) -> frozenset[int]:
+def _ids(raw: str) -> frozenset[int]:
+    """Comma-separated Telegram ids (users, or chats: groups are negative)."""
     ids = [part.strip() for part in raw.split(",") if part.strip()]
     return frozenset(int(part) for part in ids)
+
+
+def _yuan(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ValueError("must be an amount of yuan, e.g. 50 or 12.5") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError("must be an amount of yuan, not negative")
+    return value
 
 
 def _timezone(raw: str) -> str:
@@ -169,8 +187,13 @@ def load_settings(
         telegram_api_url=_parse(env, "TELEGRAM_API_URL", defaults.telegram_api_url, _url),
         dashscope_base_url=_parse(env, "DASHSCOPE_BASE_URL", defaults.dashscope_base_url, _url),
         database_url=_parse(env, "DATABASE_URL", defaults.database_url, str),
-        admin_user_ids=_parse(env, "ADMIN_USER_IDS", defaults.admin_user_ids, _admin_ids),
+        admin_user_ids=_parse(env, "ADMIN_USER_IDS", defaults.admin_user_ids, _ids),
+        allowed_user_ids=_parse(env, "ALLOWED_USER_IDS", defaults.allowed_user_ids, _ids),
+        allowed_chat_ids=_parse(env, "ALLOWED_CHAT_IDS", defaults.allowed_chat_ids, _ids),
         monthly_quota=_parse(env, "MONTHLY_QUOTA", defaults.monthly_quota, _non_negative_int),
+        monthly_budget_yuan=_parse(
+            env, "MONTHLY_BUDGET_YUAN", defaults.monthly_budget_yuan, _yuan
+        ),
         quota_timezone=_parse(env, "QUOTA_TIMEZONE", defaults.quota_timezone, _timezone),
         dashscope_qps=_parse(env, "DASHSCOPE_QPS", defaults.dashscope_qps, _positive_float),
         dashscope_max_tasks=_parse(

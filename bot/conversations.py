@@ -18,6 +18,8 @@ from storage.models import ConversationKind, Store
 MASK_WAIT_SECONDS = 600
 # How long an inline keyboard of choices stays usable.
 PICK_TTL_SECONDS = 24 * 3600
+# How long a command sent without a photo waits for the photo.
+PENDING_COMMAND_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,26 @@ class Pick:
                    ParsedCommand.from_json(parsed) if parsed is not None else None)
 
 
+@dataclass(frozen=True)
+class PendingCommand:
+    """A command sent without a photo (from the menu, typed alone): the next photo runs it."""
+
+    user_id: int
+    chat_id: int
+    parsed: ParsedCommand
+    request_message_id: int
+
+    def to_json(self) -> str:
+        return json.dumps({"parsed": self.parsed.to_json(),
+                           "request_message_id": self.request_message_id})
+
+    @classmethod
+    def from_json(cls, user_id: int, chat_id: int, payload: str) -> PendingCommand:
+        data = json.loads(payload)
+        return cls(user_id, chat_id, ParsedCommand.from_json(data["parsed"]),
+                   int(data["request_message_id"]))
+
+
 class Conversations:
     """Typed access to the conversations table."""
 
@@ -121,6 +143,20 @@ class Conversations:
         row = await self._store.end_conversation(ConversationKind.PICK, chat_id,
                                                  keyboard_message_id)
         return Pick.from_json(row.user_id, chat_id, row.payload) if row else None
+
+    async def start_pending_command(self, pending: PendingCommand) -> None:
+        """Wait for the person's next photo in the chat, replacing an earlier pending command."""
+        await self._store.put_conversation(
+            ConversationKind.PENDING_COMMAND, pending.chat_id, pending.user_id,
+            user_id=pending.user_id, payload=pending.to_json(),
+            ttl_seconds=PENDING_COMMAND_SECONDS,
+        )
+
+    async def take_pending_command(self, chat_id: int, user_id: int) -> PendingCommand | None:
+        """The person's pending command, used up (each runs once)."""
+        row = await self._store.end_conversation(ConversationKind.PENDING_COMMAND, chat_id,
+                                                 user_id)
+        return PendingCommand.from_json(user_id, chat_id, row.payload) if row else None
 
     async def prune(self) -> int:
         """Delete expired conversations; returns how many."""

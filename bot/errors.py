@@ -8,6 +8,7 @@ logged with a traceback). Foreign exceptions are wrapped once, with ``raise ... 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 
 
 class BotError(Exception):
@@ -18,10 +19,14 @@ class BotError(Exception):
     """
 
     key: str = "fail_generic"
-    example: str = ""  # a command that works, shown beside the problem when there is one
 
     def text_params(self) -> Mapping[str, object]:
         return {}
+
+    @property
+    def example_key(self) -> str:
+        """Catalogue key of a command that works, shown beside the problem; "" for none."""
+        return ""
 
     @property
     def reason_code(self) -> str:
@@ -56,7 +61,10 @@ class StartupError(BotError):
 
 
 class RequestValidationError(BotError):
-    """An edit request breaks the API reference's limits; says which field and why."""
+    """An edit request breaks the API reference's limits; says which field and why.
+
+    The field and the reason are API words, for the log: the user reads plain advice.
+    """
 
     key = "fail_invalid"
 
@@ -65,25 +73,27 @@ class RequestValidationError(BotError):
         self.reason = reason
         super().__init__(f"{field}: {reason}")
 
-    def text_params(self) -> Mapping[str, object]:
-        return {"detail": str(self)}
-
 
 class CommandParseError(BotError):
     """A user's command text could not be turned into a request.
 
-    ``key`` names the message in the text catalogue, ``params`` fill it, ``example`` is a command
-    that works, shown to the user beside the problem.
+    ``key`` names the message in the text catalogue, ``params`` fill it; ``command`` (a
+    ``bot.commands.Command`` value, "" for none) picks the example shown beside the problem,
+    catalogue entry ``example_<command>``, in the reader's language.
     """
 
-    def __init__(self, key: str, example: str = "", **params: object) -> None:
+    def __init__(self, key: str, command: str = "", /, **params: object) -> None:
         self.key = key
-        self.example = example
+        self.command = command
         self.params = params
         super().__init__(f"{key} {params}")
 
     def text_params(self) -> Mapping[str, object]:
         return self.params
+
+    @property
+    def example_key(self) -> str:
+        return f"example_{self.command}" if self.command else ""
 
     @property
     def reason_code(self) -> str:
@@ -123,14 +133,39 @@ class QuotaExceededError(StoreError):
 
     key = "quota_exceeded"
 
-    def __init__(self, remaining: int, requested: int, *, limit: int) -> None:
+    def __init__(self, remaining: int, requested: int, *, limit: int, resets_on: str) -> None:
         self.remaining = remaining
         self.requested = requested
         self.limit = limit
+        self.resets_on = resets_on  # the first day of the next month in QUOTA_TIMEZONE
         super().__init__(f"requested {requested}, {remaining} remaining of {limit}")
 
     def text_params(self) -> Mapping[str, object]:
-        return {"remaining": self.remaining, "requested": self.requested, "limit": self.limit}
+        return {"remaining": self.remaining, "requested": self.requested, "limit": self.limit,
+                "reset": self.resets_on}
+
+
+class BudgetExceededError(StoreError):
+    """A request would take the month's estimated spend past MONTHLY_BUDGET_YUAN.
+
+    ``spent`` is the month's spend before it (yuan, list price, delivered plus reserved),
+    ``cost`` the request's own; ``resets_on`` is the first day of the next month.
+    """
+
+    key = "budget_exceeded"
+
+    def __init__(
+        self, *, month: str, spent: Decimal, cost: Decimal, budget: Decimal, resets_on: str
+    ) -> None:
+        self.month = month
+        self.spent = spent
+        self.cost = cost
+        self.budget = budget
+        self.resets_on = resets_on
+        super().__init__(f"{month}: spent ¥{spent} + ¥{cost} would pass the budget ¥{budget}")
+
+    def text_params(self) -> Mapping[str, object]:
+        return {"reset": self.resets_on}
 
 
 class IllegalTransitionError(StoreError):
@@ -189,17 +224,49 @@ class DashScopeError(BotError):
         return self.code
 
 
-class _WithDetail:
-    """Errors whose explanation quotes the service's own message (or its code)."""
+def service_advice(code: str, message: str) -> str | None:
+    """Catalogue key of plain advice for a service error we know (by its code or its message,
+    as listed in dashscope-facts.md), or None.
 
-    code: str
-    message: str
+    The service's own words are English and mean little to users ("algorithm process error"):
+    they stay in the log and on the job, and the user reads what to do about it.
+    """
+    words = " ".join(message.casefold().split())
+    if "image" in words and any(phrase in words for phrase in ("size of", "image size")):
+        # "the size of input image is too small or to large", "The size of the input image ..."
+        return "fail_image_size"
+    if code.startswith("InvalidURL") or any(
+        phrase in words for phrase in ("download error", "read image error", "decode image")
+    ):
+        return "fail_image_unreadable"
+    if code.startswith("InternalError") or "algorithm process error" in words:
+        return "fail_try_again"
+    return None
 
-    def text_params(self) -> Mapping[str, object]:
-        return {"detail": self.message or self.code}
+
+class _ServiceAdvice(DashScopeError):
+    """A service error whose text for the user is advice picked by :func:`service_advice`,
+    else the class's own ``key``; never the service's message."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str = "",
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(code, message, status=status, request_id=request_id)
+        advice = self._advice(code, message)
+        if advice is not None:
+            self.key = advice
+
+    @staticmethod
+    def _advice(code: str, message: str) -> str | None:
+        return service_advice(code, message)
 
 
-class InvalidRequestError(_WithDetail, DashScopeError):
+class InvalidRequestError(_ServiceAdvice):
     """The service rejected the request's parameters (InvalidParameter, InvalidURL, ...)."""
 
     key = "fail_invalid"
@@ -245,7 +312,7 @@ class SubmitOutcomeUnknownError(DashScopeError):
     key = "fail_unconfirmed"
 
 
-class TaskFailedError(_WithDetail, DashScopeError):
+class TaskFailedError(_ServiceAdvice):
     """The task ran and ended FAILED (or CANCELED), or produced no usable image."""
 
     key = "fail_task"
@@ -260,8 +327,9 @@ class BrokenResultError(TaskFailedError):
 
     key = "fail_broken_result"
 
-    def text_params(self) -> Mapping[str, object]:
-        return {}  # Pillow's words mean nothing to the user; they are in the log and the job
+    @staticmethod
+    def _advice(code: str, message: str) -> str | None:
+        return None  # our own code and Pillow's words: nothing the service said applies
 
 
 class TaskUnknownError(DashScopeError):

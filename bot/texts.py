@@ -2,12 +2,14 @@
 
 ``text(key, lang, **params)`` renders one entry with ``str.format``; values that came from users
 must be escaped by the caller (``html.escape``) before they are passed in, since messages are
-sent with HTML parse mode.
+sent with HTML parse mode. A count's noun is written ``{n:image|images}``: the first form when
+``n`` is 1, else the second (English needs it; Chinese measure words do not).
 """
 
 from __future__ import annotations
 
 import html
+import string
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -49,8 +51,13 @@ CATALOGUE: dict[str, Text] = {
         en="The negative prompt is too long: {length} characters, at most {limit}.",
     ),
     "cmd_error_unknown_option": Text(
-        zh="这个命令没有选项 {option}。可用的选项：{allowed}",
-        en="This command has no option {option}. Options it takes: {allowed}",
+        zh="/{command} 没有 {option}= 这个选项。可用的选项：{allowed}",
+        en="/{command} takes no {option}= option. Options it takes: {allowed}",
+    ),
+    "cmd_error_edit_one_image": Text(
+        zh="/edit 每次只生成一张图片，不支持 {option}=（数量和种子选项只用于其他命令）。",
+        en="/edit makes one image at a time and takes no {option}= (n= and seed= are for "
+        "the other commands).",
     ),
     "cmd_error_option_without_name": Text(
         zh="“{value}” 缺少选项名，应写成 名称=值，例如 n=2。",
@@ -60,29 +67,30 @@ CATALOGUE: dict[str, Text] = {
         zh="选项 {option} 的引号没有闭合。",
         en="The quote after {option}= is never closed.",
     ),
+    # {option} is what the user typed: the key of key=value, or /command for a bare number
     "cmd_error_bad_integer": Text(
-        zh="{option} 必须是整数（{expected}），收到的是 {value}",
-        en="{option} must be a whole number ({expected}), got {value}",
+        zh="{option} 只能是整数 {expected}（你写的是 {value}）。",
+        en="{option} takes a whole number, {expected} (you wrote {value}).",
     ),
     "cmd_error_bad_number": Text(
-        zh="{option} 必须是数字（{expected}），收到的是 {value}",
-        en="{option} must be a number ({expected}), got {value}",
+        zh="{option} 只能是数字 {expected}（你写的是 {value}）。",
+        en="{option} takes a number, {expected} (you wrote {value}).",
     ),
     "cmd_error_bad_bool": Text(
-        zh="{option} 只能是 是/否（{expected}），收到的是 {value}",
-        en="{option} must be yes or no ({expected}), got {value}",
+        zh="{option} 只能是 是/否，即 {expected}（你写的是 {value}）。",
+        en="{option} takes yes or no, {expected} (you wrote {value}).",
     ),
     "cmd_error_bad_ratio": Text(
-        zh="{option} 应写成 宽:高 的两个正整数，例如 16:9，收到的是 {value}",
-        en="{option} must be width:height as two positive whole numbers, e.g. 16:9, got {value}",
+        zh="{option} 应写成 宽:高 的两个正整数，例如 16:9（你写的是 {value}）。",
+        en="{option} takes width:height as two whole numbers, e.g. 16:9 (you wrote {value}).",
     ),
     "cmd_error_out_of_range_integer": Text(
-        zh="{option} 必须是 {low} 到 {high} 之间的整数，收到的是 {value}",
-        en="{option} must be a whole number from {low} to {high}, got {value}",
+        zh="{option} 只能是 {low}–{high}（你写的是 {value}）。",
+        en="{option} takes {low}–{high} (you wrote {value}).",
     ),
     "cmd_error_out_of_range_number": Text(
-        zh="{option} 必须在 {low} 到 {high} 之间，收到的是 {value}",
-        en="{option} must be from {low} to {high}, got {value}",
+        zh="{option} 只能是 {low}–{high}（你写的是 {value}）。",
+        en="{option} takes {low}–{high} (you wrote {value}).",
     ),
     "cmd_error_negative_not_supported": Text(
         zh="/{command} 不支持反向提示词（{option}），只有 /edit 支持。",
@@ -108,6 +116,40 @@ CATALOGUE: dict[str, Text] = {
         zh="选择一种风格：",
         en="Choose a style:",
     ),
+    "localstyle_unknown_style": Text(
+        zh="“{style}” 不是八种局部风格之一。",
+        en="“{style}” is not one of the eight local styles.",
+    ),
+    # a working command line per command, shown beside a parse error (bot/commands.py example_key)
+    "example_edit": Text(
+        zh='/edit 把天空换成晚霞 neg="模糊, 变形"',
+        en='/edit make the sky a sunset neg="blurry, distorted"',
+    ),
+    "example_style": Text(
+        zh="/style 转换成法国绘本风格 strength=0.6",
+        en="/style turn it into a French picture book strength=0.6",
+    ),
+    "example_localstyle": Text(zh="/localstyle 冰雕 房子", en="/localstyle ice the house"),
+    "example_instruct": Text(
+        zh="/instruct 给小狗戴上一顶红色帽子 strength=0.5",
+        en="/instruct put a red hat on the dog strength=0.5",
+    ),
+    "example_erase": Text(zh="/erase 干净的木质桌面", en="/erase a clean wooden table top"),
+    "example_dewatermark": Text(zh="/dewatermark", en="/dewatermark"),
+    "example_expand": Text(
+        zh="/expand 1.5 一家人在公园草坪上", en="/expand 1.5 a family on a lawn in the park"
+    ),
+    "example_upscale": Text(zh="/upscale 2", en="/upscale 2"),
+    "example_colorize": Text(
+        zh="/colorize 蓝色背景，黄色叶子，红色花朵",
+        en="/colorize blue background, yellow leaves, red flowers",
+    ),
+    "example_sketch": Text(
+        zh="/sketch 一座现代玻璃建筑 线稿=是", en="/sketch a modern glass building sketch=yes"
+    ),
+    "example_cartoon": Text(
+        zh="/cartoon 卡通形象小心翼翼地探出头", en="/cartoon the character peeks out carefully"
+    ),
     "cmd_usage_edit": Text(
         zh="<code>/edit 描述</code>：通义千问按描述修改图片。反向提示词：<code>neg=模糊</code>，"
         "含空格时加引号 <code>neg=\"模糊, 变暗\"</code>（也可用 “ ” 或 「」），"
@@ -121,8 +163,8 @@ CATALOGUE: dict[str, Text] = {
         zh="<code>/style 描述</code>：整图风格化，如 <code>/style 转换成法国绘本风格</code>。"
         "选项 strength=0~1（越大改动越多），n=1~4，seed=",
         en="<code>/style description</code>: restyle the whole photo, e.g. "
-        "<code>/style 转换成法国绘本风格</code>. Options strength=0-1 (higher changes more), "
-        "n=1-4, seed=",
+        "<code>/style turn it into a French picture book</code>. Options strength=0-1 (higher "
+        "changes more), n=1-4, seed=",
     ),
     "cmd_usage_localstyle": Text(
         zh="<code>/localstyle 风格 对象</code>：把对象变成一种风格："
@@ -251,10 +293,35 @@ CATALOGUE: dict[str, Text] = {
         "图片或描述未通过内容安全审核，请换一张图片或换个说法。",
         "The image or the prompt was refused by the content check. Try another image or wording.",
     ),
-    "fail_invalid": Text("服务拒绝了这个请求：{detail}", "The service rejected the request: {detail}"),
+    # the service's own words go to the log; users read advice (bot/errors.py service_advice)
+    "fail_invalid": Text(
+        "图像服务不接受这个请求。请换一张图片或换个说法再试。",
+        "The image service did not accept this request. Please try another photo or other "
+        "wording.",
+    ),
+    "fail_image_size": Text(
+        "图像服务无法处理这个尺寸的图片。请换一张更大的图片再试。",
+        "The image service cannot use a picture of this size. Please try a larger photo.",
+    ),
+    "fail_image_unreadable": Text(
+        "图像服务无法读取这张图片。请重新发送，或换成 JPEG 或 PNG 格式。",
+        "The image service could not read this picture. Please send it again, or as a JPEG "
+        "or PNG.",
+    ),
+    "fail_try_again": Text(
+        "图像处理失败：图像服务内部出错。请过一分钟再试。",
+        "The edit failed because of a problem inside the image service. Please try again in "
+        "a minute.",
+    ),
     "fail_account": Text(
         "图像服务暂时不可用，管理员已收到通知。请稍后再试。",
         "The image service is unavailable right now; the admins have been told. Please try later.",
+    ),
+    # chosen instead of "fail_account" when no admin is configured: nobody was told
+    "fail_account_no_admin": Text(
+        "图像服务暂时不可用：机器人的百炼账户出了问题，需要运营者处理。请稍后再试。",
+        "The image service is unavailable right now: the bot's account has a problem that its "
+        "operator must fix. Please try later.",
     ),
     "fail_busy": Text(
         "图像服务繁忙，多次重试后仍未成功。请稍后再试。",
@@ -269,7 +336,10 @@ CATALOGUE: dict[str, Text] = {
         "结果已过期，无法再下载。请重新发送请求。",
         "The result expired before it could be fetched. Please send the request again.",
     ),
-    "fail_task": Text("图像处理失败：{detail}", "The edit failed: {detail}"),
+    "fail_task": Text(
+        "图像处理失败。请再试一次，或换一张图片。",
+        "The edit failed. Please try again, or with another photo.",
+    ),
     "fail_broken_result": Text(
         "图像服务返回的结果图片已损坏，无法读取。请重新发送请求。",
         "The image service returned a broken image that cannot be read. Please send the "
@@ -282,24 +352,76 @@ CATALOGUE: dict[str, Text] = {
     ),
     "fail_generic": Text("出了点问题，请稍后再试。", "Something went wrong. Please try again later."),
     "banned": Text("你已被管理员禁止使用本机器人。", "An admin has blocked you from using this bot."),
+    # people the allow-lists leave out (handlers/access.py); the button text is plain, no HTML
+    "access_refused": Text(
+        "抱歉，这个机器人只对运营者允许的用户开放。你的用户 ID 是 <code>{user_id}</code>："
+        "如需使用，请把它发给机器人的运营者。",
+        "Sorry, this bot only serves people its operator has allowed. Your user id is "
+        "<code>{user_id}</code>: send it to the bot's operator if you would like to use it.",
+    ),
+    "access_refused_group": Text(
+        "抱歉，这个机器人只对运营者允许的用户和群开放。你的用户 ID 是 <code>{user_id}</code>，"
+        "本群的 ID 是 <code>{chat_id}</code>：如需使用，请把它们发给机器人的运营者。",
+        "Sorry, this bot only serves people and groups its operator has allowed. Your user id "
+        "is <code>{user_id}</code> and this group's id is <code>{chat_id}</code>: send them to "
+        "the bot's operator if you would like to use it.",
+    ),
+    "access_refused_button": Text(
+        "抱歉，这个机器人只对运营者允许的用户开放。你的用户 ID：{user_id}",
+        "Sorry, this bot only serves people its operator has allowed. Your user id: {user_id}",
+    ),
     "quota_exceeded": Text(
-        "本月额度不足：需要 {requested} 张，剩余 {remaining} 张（每月 {limit} 张）。用 /quota 查看详情。",
-        "Not enough quota this month: {requested} needed, {remaining} left (of {limit}). "
-        "See /quota.",
+        "本月额度不足：需要 {requested} 张，剩余 {remaining} 张（每月 {limit} 张）。"
+        "额度于 {reset} 重置；需要更多请联系管理员。用 /quota 查看详情。",
+        "Not enough quota this month: {requested} {requested:image|images} needed, "
+        "{remaining} left (of {limit}). It resets on {reset}; for more before then, ask an "
+        "admin. See /quota.",
     ),
     "admin_alert": Text(
         "⚠️ 百炼账户问题：<b>{code}</b> {message}\n用户请求会失败，直到问题解决。",
         "⚠️ Bailian account problem: <b>{code}</b> {message}\nUser requests fail until it is fixed.",
     ),
+    # the spend cap (MONTHLY_BUDGET_YUAN) and the other alerts for admins (bot/alerts.py)
+    "budget_exceeded": Text(
+        "本月机器人的费用预算已用完，暂时不能接受新的请求。预算将于 {reset} 重置，管理员也可以提高预算。",
+        "The bot's spending budget for this month is used up, so it cannot take new requests. "
+        "The budget resets on {reset}; an admin can also raise it.",
+    ),
+    "alert_budget_warning": Text(
+        "⚠️ {month} 的估算花费已达 ¥{spent}，是月预算 ¥{budget} 的 {percent}%。"
+        "预算用完后，新的请求会被拒绝，直到 {reset}。",
+        "⚠️ Estimated spend for {month} is ¥{spent}, {percent}% of the ¥{budget} monthly "
+        "budget. Once it is used up, new requests are refused until {reset}.",
+    ),
+    "alert_budget_reached": Text(
+        "⛔ {month} 的月预算 ¥{budget} 已用完（估算花费 ¥{spent}）：超出预算的请求会被拒绝，"
+        "直到 {reset}。要继续服务，请提高 MONTHLY_BUDGET_YUAN 并重启机器人。",
+        "⛔ The ¥{budget} monthly budget for {month} is reached (estimated spend ¥{spent}): "
+        "requests that would go over it are refused until {reset}. To keep serving, raise "
+        "MONTHLY_BUDGET_YUAN and restart the bot.",
+    ),
+    "alert_started": Text(
+        "✅ 机器人已启动，版本 {version}；继续处理未完成的任务 {resumed} 个。",
+        "✅ The bot started, version {version}; unfinished jobs resumed: {resumed}.",
+    ),
+    "alert_stuck": Text(
+        "⚠️ 超过 {minutes} 分钟没有进展的任务：{count} 个（{jobs}）。用 /queue 查看。",
+        "⚠️ Jobs without progress for over {minutes} {minutes:minute|minutes}: {count} ({jobs}). "
+        "See /queue.",
+    ),
     # result captions and buttons
     "caption_seed": Text("种子 {seed}", "seed {seed}"),
     "caption_partial": Text(
         "{requested} 张中成功 {delivered} 张，仅按成功的计费",
-        "{delivered} of {requested} images came out; only those were charged",
+        "{delivered} of {requested} images came out; only {delivered:that one was|those were} "
+        "charged",
     ),
-    "caption_remaining": Text("本月剩余 {remaining} 张", "{remaining} left this month"),
+    "caption_remaining": Text(
+        "本月剩余 {remaining} 张", "{remaining} {remaining:image|images} left this month"
+    ),
     "caption_unlimited": Text("管理员不限额", "admin: unlimited"),
     "btn_again": Text("🔁 换个种子再来", "🔁 Again, new seed"),
+    "btn_again_qwen": Text("🔁 再来一次", "🔁 Again"),  # /edit's model has no seed
     "btn_upscale": Text("🔍 放大这张", "🔍 Upscale this"),
     "btn_upscale_n": Text("🔍 放大第 {index} 张", "🔍 Upscale #{index}"),
     # command names (captions, keyboards)
@@ -360,23 +482,57 @@ CATALOGUE: dict[str, Text] = {
         "in the caption, e.g. <code>/style turn it into a French picture book</code>.",
     ),
     "picked": Text("已选择：{choice}", "Chosen: {choice}"),
+    "picked_style": Text("{command}：{style}", "{command}: {style}"),
     "button_expired": Text("这个按钮已失效。", "This button has expired."),
     "not_your_button": Text("这个按钮属于别人的请求。", "This button belongs to someone else's request."),
     "button_started": Text("好的，开始处理。", "On it."),
     "cancelled": Text("已取消，不再等待蒙版。", "Cancelled: no longer waiting for a mask."),
     "nothing_to_cancel": Text("没有需要取消的操作。", "There is nothing to cancel."),
+    "cancelled_command": Text(
+        "已取消，不再等待 /{command} 的图片。",
+        "Cancelled: /{command} no longer waits for a photo.",
+    ),
+    "cancelled_job": Text(
+        "✖ 已取消：这个请求没有发送给图像服务，未扣除额度。",
+        "✖ Cancelled: the request never reached the image service. Nothing was charged.",
+    ),
+    "cancel_too_late": Text(
+        "这张图片已经在制作中，无法撤回；完成后会发给你。",
+        "That image is already being made and cannot be recalled; it will reach you when done.",
+    ),
+    "btn_cancel_job": Text("✖ 取消", "✖ Cancel"),
+    "send_photo_now": Text(
+        "好的，/{command}：现在把图片发给我（10 分钟内有效，/cancel 取消）。",
+        "OK, /{command}: now send me the photo (within 10 minutes; /cancel to drop it).",
+    ),
     # quota and language
     "quota_status": Text(
         "本月已用 {used} 张，处理中 {reserved} 张，剩余 <b>{remaining}</b> 张"
         "（每月 {limit} 张，额外赠送 {granted} 张）。\n额度于 {reset}（{tz}）重置。",
-        "This month: {used} used, {reserved} in progress, <b>{remaining}</b> left "
-        "(limit {limit}, {granted} extra granted).\nResets on {reset} ({tz}).",
+        "This month: {used} {used:image|images} used, {reserved} in progress, "
+        "<b>{remaining}</b> left (limit {limit}, {granted} extra granted).\n"
+        "Resets on {reset} ({tz}).",
     ),
     "quota_admin": Text("你是管理员，不受额度限制。", "You are an admin: no quota applies."),
     "lang_set": Text("好的，我会用中文和你交流。", "OK, I'll talk to you in English."),
     "lang_usage": Text(
         "用法：/lang zh（中文）、/lang en（English）或 /lang auto（跟随 Telegram 设置）。",
         "Usage: /lang zh (中文), /lang en (English) or /lang auto (follow Telegram).",
+    ),
+    # /id
+    "id_private": Text(
+        "你的用户 ID：<code>{user_id}</code>（这个私聊的 ID 与它相同）。\n"
+        "运营者把它填入 ADMIN_USER_IDS（管理员）或 ALLOWED_USER_IDS（允许使用机器人的用户）。",
+        "Your user id: <code>{user_id}</code> (this private chat has the same id).\n"
+        "Operators put it in ADMIN_USER_IDS (admins) or ALLOWED_USER_IDS (who may use the bot).",
+    ),
+    "id_group": Text(
+        "你的用户 ID：<code>{user_id}</code>\n本群的 ID：<code>{chat_id}</code>\n"
+        "运营者把用户 ID 填入 ADMIN_USER_IDS 或 ALLOWED_USER_IDS，"
+        "把群 ID 填入 ALLOWED_CHAT_IDS（允许使用机器人的群）。",
+        "Your user id: <code>{user_id}</code>\nThis chat's id: <code>{chat_id}</code>\n"
+        "Operators put user ids in ADMIN_USER_IDS or ALLOWED_USER_IDS, and chat ids in "
+        "ALLOWED_CHAT_IDS (the groups where the bot may be used).",
     ),
     # admin
     "admin_only": Text("只有管理员可以使用这个命令。", "Only admins can use this command."),
@@ -388,6 +544,10 @@ CATALOGUE: dict[str, Text] = {
         "找不到用户 {user}：对方需要先和机器人说过话。",
         "Unknown user {user}: they must have used the bot once.",
     ),
+    "admin_bad_user_id": Text(
+        "{user} 不是 Telegram 用户 ID：用户 ID 是正整数（发送 /id 可查看自己的）。",
+        "{user} is not a Telegram user id: user ids are positive numbers (/id shows yours).",
+    ),
     "admin_usage_setquota": Text(
         "用法：/setquota &lt;用户&gt; &lt;张数|default&gt;", "Usage: /setquota &lt;user&gt; &lt;n|default&gt;",
     ),
@@ -398,11 +558,12 @@ CATALOGUE: dict[str, Text] = {
     "admin_usage_usage": Text("用法：/usage [YYYY-MM]", "Usage: /usage [YYYY-MM]"),
     "admin_quota_set": Text(
         "{user} 的月额度现为 {limit} 张，本月剩余 {remaining} 张。",
-        "{user} now has a monthly limit of {limit}; {remaining} left this month.",
+        "{user} now has a monthly limit of {limit} {limit:image|images}; {remaining} left "
+        "this month.",
     ),
     "admin_granted": Text(
         "已为 {user} 本月增加 {images} 张（本月共赠送 {granted} 张），剩余 {remaining} 张。",
-        "Granted {user} {images} images this month ({granted} extra in total); "
+        "Granted {user} {images} {images:image|images} this month ({granted} extra in total); "
         "{remaining} left.",
     ),
     "admin_banned": Text("已禁止 {user} 使用机器人。", "{user} is banned."),
@@ -410,10 +571,20 @@ CATALOGUE: dict[str, Text] = {
     "admin_cannot_ban_admin": Text("不能禁用管理员。", "Admins cannot be banned."),
     "usage_header": Text(
         "<b>{month}</b> 用量：{images} 张，估算费用 ¥{cost}",
-        "<b>{month}</b> usage: {images} images, estimated cost ¥{cost}",
+        "<b>{month}</b> usage: {images} {images:image|images}, estimated cost ¥{cost}",
     ),
     "usage_free": Text("{model} 免费额度：{used}/{allowance}", "{model} free allowance: {used}/{allowance}"),
     "usage_top": Text("用量最多的用户：", "Top users:"),
+    "usage_budget": Text(
+        "估算花费（已送达加处理中，按标价，未扣免费额度）：¥{spent}，月预算 ¥{budget}（{percent}%）",
+        "Estimated spend (delivered plus in progress, list price, free allowance not "
+        "deducted): ¥{spent} of the ¥{budget} monthly budget ({percent}%)",
+    ),
+    "usage_no_budget": Text(
+        "估算花费（已送达加处理中，按标价）：¥{spent}；未设置月预算（MONTHLY_BUDGET_YUAN）。",
+        "Estimated spend (delivered plus in progress, list price): ¥{spent}; no monthly "
+        "budget is set (MONTHLY_BUDGET_YUAN).",
+    ),
     "queue_header": Text(
         "排队中 {queued} 个，处理中 {active} 个。", "{queued} queued, {active} running.",
     ),
@@ -433,6 +604,14 @@ CATALOGUE: dict[str, Text] = {
     "menu_lang": Text("切换语言 zh/en", "Switch language zh/en"),
     "menu_cancel": Text("取消等待蒙版", "Stop waiting for a mask"),
     "menu_help": Text("使用说明", "How to use the bot"),
+    "menu_id": Text("查看你的用户 ID 和本聊天的 ID", "Your user id and this chat's id"),
+    # admin command menu (only in the admins' own chats)
+    "menu_setquota": Text("管理：设置用户的月额度", "Admin: set a user's monthly limit"),
+    "menu_grant": Text("管理：本月额外赠送张数", "Admin: grant extra images this month"),
+    "menu_ban": Text("管理：禁止用户使用机器人", "Admin: ban a user"),
+    "menu_unban": Text("管理：解除禁用", "Admin: unban a user"),
+    "menu_usage": Text("管理：用量与估算费用", "Admin: usage and estimated cost"),
+    "menu_queue": Text("管理：排队中和处理中的任务", "Admin: queued and running jobs"),
     "help": Text(
         "我用阿里云百炼模型编辑你的照片。\n"
         "<b>用法</b>：发送图片并在说明里写命令，或回复一张图片发送命令。私聊时直接发图并写描述即等于 /edit。\n\n"
@@ -450,7 +629,8 @@ CATALOGUE: dict[str, Text] = {
         "通用选项：<code>n=1..4</code> 生成张数，<code>seed=数字</code> 固定随机种子。\n"
         "<b>群组</b>：回复一张图片发送 <code>/upscale@{bot}</code>。机器人开启隐私模式时只能看到命令和回复它的消息，"
         "所以蒙版请回复机器人的提示消息发送。\n"
-        "<b>额度</b>：/quota 查看；只对成功送达的图片计费。/lang 切换语言，/cancel 取消等待蒙版。",
+        "<b>额度</b>：/quota 查看；只对成功送达的图片计费。/lang 切换语言；/cancel 取消等待中的蒙版、"
+        "图片或排队的请求；/id 查看你的数字 ID。",
         "I edit your photos with Alibaba Cloud Bailian models.\n"
         "<b>How</b>: send a photo with a command as its caption, or reply to a photo with a "
         "command. In a private chat, a photo with any caption is an /edit.\n\n"
@@ -473,25 +653,40 @@ CATALOGUE: dict[str, Text] = {
         "<b>Groups</b>: reply to a photo with <code>/upscale@{bot}</code>. With privacy mode on "
         "the bot only sees commands and replies to it, so send masks as a reply to its prompt.\n"
         "<b>Quota</b>: see /quota; only delivered images are charged. /lang switches language, "
-        "/cancel stops waiting for a mask.",
+        "/cancel stops a wait for a mask or a photo, or a queued request; /id shows your "
+        "numeric id.",
     ),
 }
+
+
+class _Formatter(string.Formatter):
+    """``str.format`` plus plural forms: ``{n:image|images}``."""
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        if "|" in format_spec:
+            one, many = format_spec.split("|", 1)
+            return one if str(value).strip() in ("1", "-1") else many
+        return str(super().format_field(value, format_spec))
+
+
+_FORMATTER = _Formatter()
 
 
 def text(key: str, lang: Lang | str, /, **params: object) -> str:
     """Render catalogue entry ``key`` in ``lang``."""
     entry = CATALOGUE[key]
     template = entry.zh if Lang(lang) is Lang.ZH else entry.en
-    return template.format(**params) if params else template
+    return _FORMATTER.format(template, **params) if params else template
 
 
 def render_error(error: BotError, lang: Lang | str) -> str:
-    """Any error of ours in words for the user: its catalogue text, then a working example.
+    """Any error of ours in words for the user: its catalogue text, then a working example in
+    the same language when the error names one.
 
     Every parameter is escaped: they can carry what the user typed or what a service said.
     """
     params = {name: html.escape(str(value)) for name, value in error.text_params().items()}
     problem = text(error.key, lang, **params)
-    if not error.example:
+    if not error.example_key:
         return problem
-    return text("parse_problem", lang, problem=problem, example=html.escape(error.example))
+    return text("parse_problem", lang, problem=problem, example=text(error.example_key, lang))

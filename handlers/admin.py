@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from telegram import Message, Update
 
+from bot.alerts import percent_of, yuan
 from bot.services import BotContext
 from bot.texts import Lang, text
 from handlers.common import language_of, reply
@@ -15,6 +16,8 @@ from storage.models import User
 
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 MAX_ADMIN_IMAGES = 1_000_000
+# Telegram user ids have at most 52 significant bits (and are positive; chats may be negative).
+MAX_USER_ID = 2**52
 
 
 async def _admin_lang(update: Update, context: BotContext) -> Lang | None:
@@ -33,7 +36,7 @@ async def _admin_lang(update: Update, context: BotContext) -> Lang | None:
 async def _target(
     update: Update, context: BotContext, args: list[str], lang: Lang, *, values: int
 ) -> tuple[User, list[str]] | None:
-    """Resolve ``<user>``: a numeric id, a known @username, or the replied-to message's sender.
+    """Resolve ``<user>``: any numeric id, a known @username, or the replied-to message's sender.
 
     ``values`` is how many arguments follow the user; a reply with just that many names nobody.
     """
@@ -51,8 +54,14 @@ async def _target(
         await reply(message, context, text("admin_need_user", lang))
         return None
     token = args[0]
-    user = (await store.get_user(int(token)) if _is_int(token)
-            else await store.find_user_by_username(token))
+    if _is_int(token):
+        if not 0 < int(token) < MAX_USER_ID:
+            await reply(message, context,
+                        text("admin_bad_user_id", lang, user=html.escape(token)))
+            return None
+        # Any id works, so a ban or a quota can be prepared before the person ever writes.
+        return await store.ensure_user(int(token)), args[1:]
+    user = await store.find_user_by_username(token)
     if user is None:
         await reply(message, context, text("admin_unknown_user", lang, user=html.escape(token)))
         return None
@@ -161,7 +170,8 @@ async def _set_banned(update: Update, context: BotContext, *, banned: bool) -> N
 
 
 async def usage(update: Update, context: BotContext) -> None:
-    """/usage [YYYY-MM]: totals by model and function, cost, free allowance, top users."""
+    """/usage [YYYY-MM]: totals by model and function, cost, spend against the budget, free
+    allowance, top users."""
     lang = await _admin_lang(update, context)
     if lang is None:
         return
@@ -175,6 +185,7 @@ async def usage(update: Update, context: BotContext) -> None:
     report = await context.services.store.usage_report(month)
     lines = [text("usage_header", lang, month=report.month, images=report.total_images,
                   cost=f"{report.total_cost_yuan:.2f}")]
+    lines.append(await _spend_line(context, report.month, lang))
     for line in report.lines:
         lines.append(f"• {html.escape(line.model)} / {html.escape(line.function or '-')}: "
                      f"{line.images} · ¥{line.cost_yuan:.2f}")
@@ -187,6 +198,16 @@ async def usage(update: Update, context: BotContext) -> None:
             name = f"@{top.username}" if top.username else top.display_name
             lines.append(f"  {html.escape(name)} (<code>{top.user_id}</code>): {top.images}")
     await reply(message, context, "\n".join(lines))
+
+
+async def _spend_line(context: BotContext, month: str, lang: Lang) -> str:
+    """The month's estimated spend (delivered plus in progress) against MONTHLY_BUDGET_YUAN."""
+    spent = await context.services.store.estimated_spend(month)
+    budget = context.services.settings.monthly_budget_yuan
+    if budget is None:
+        return text("usage_no_budget", lang, spent=yuan(spent))
+    return text("usage_budget", lang, spent=yuan(spent), budget=yuan(budget),
+                percent=percent_of(spent, budget))
 
 
 async def queue(update: Update, context: BotContext) -> None:

@@ -11,11 +11,11 @@ import logging
 from telegram import CallbackQuery, Update
 from telegram.error import BadRequest
 
-from bot.callback_data import Again, PickAction, PickStyle, Upscale
+from bot.callback_data import Again, CancelJob, PickAction, PickStyle, Upscale
 from bot.commands import Command, ParsedCommand, parse_command
 from bot.conversations import Pick
 from bot.errors import CommandParseError, JobNotFoundError
-from bot.jobs import JobSpec, Requester, new_seed
+from bot.jobs import CancelOutcome, JobSpec, Requester, new_seed
 from bot.services import BotContext
 from bot.texts import Lang, render_error, text
 from handlers.common import ImageRef, is_group, language_of
@@ -111,6 +111,26 @@ async def pick_style(update: Update, context: BotContext) -> None:
     await _run_pick(update, context, pick, pick.parsed.with_style(press.style), lang)
 
 
+async def cancel_job(update: Update, context: BotContext) -> None:
+    """The ✖ on a queued status line: cancel the job if no worker has taken it yet."""
+    query, data = _query(update)
+    press = CancelJob.parse(data)
+    if press is None:
+        await expired(update, context)
+        return
+    lang = await language_of(update, context)
+    job = await _owned_job(update, context, press.job_id, lang)
+    if job is None:
+        return
+    outcome = await context.services.jobs.cancel(job)
+    if outcome is CancelOutcome.CANCELED:
+        await _answer(query, text("cancelled_job", lang))
+    elif outcome is CancelOutcome.TOO_LATE:
+        await _answer(query, text("cancel_too_late", lang), show_alert=True)
+    else:
+        await _answer(query, text("button_expired", lang), show_alert=True)
+
+
 async def expired(update: Update, context: BotContext) -> None:
     """Any other button: from an older version of the bot, or forged."""
     query, _ = _query(update)
@@ -167,10 +187,12 @@ async def _run_pick(
     query, _ = _query(update)
     message = query.message
     assert message is not None
-    await context.services.messenger.edit_text(
-        message.chat.id, message.message_id,
-        text("picked", lang, choice=text(f"cmd_{parsed.command.value}", lang)),
-    )
+    command = text(f"cmd_{parsed.command.value}", lang)
+    if parsed.style is not None:  # "Local style: Ice", the button pressed named
+        picked = text("picked_style", lang, command=command, style=parsed.style.label(lang))
+    else:
+        picked = text("picked", lang, choice=command)
+    await context.services.messenger.edit_text(message.chat.id, message.message_id, picked)
     who = _requester(update, context, pick.chat_id, pick.request_message_id, lang)
     await run_command(context, who, parsed, ImageRef(pick.file_id, pick.request_message_id))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 
 from telegram import Update
 from telegram.constants import ChatType
@@ -17,7 +18,7 @@ from bot.commands import (
     parse_command,
     split_command,
 )
-from bot.conversations import Pick
+from bot.conversations import PendingCommand, Pick
 from bot.errors import CommandParseError
 from bot.jobs import Requester
 from bot.ports import Button, Keyboard
@@ -59,7 +60,13 @@ async def on_command(update: Update, context: BotContext) -> None:
     source = image_of(message) or image_of(message.reply_to_message)
     who = await requester(update, context, message)
     if source is None:
-        await reply(message, context, text("need_image", who.lang, command=parsed.command.value))
+        # From the menu, or typed alone: the person's next photo here runs it.
+        await services.conversations.start_pending_command(PendingCommand(
+            user_id=who.user_id, chat_id=who.chat_id, parsed=parsed,
+            request_message_id=who.message_id,
+        ))
+        await reply(message, context,
+                    text("send_photo_now", who.lang, command=parsed.command.value))
         return
     await run_command(context, who, parsed, source)
 
@@ -71,10 +78,17 @@ async def on_image(update: Update, context: BotContext) -> None:
     assert message is not None and user is not None
     image = image_of(message)
     assert image is not None
-    wait = await context.services.conversations.mask_wait(message.chat_id, user.id)
+    conversations = context.services.conversations
+    wait = await conversations.mask_wait(message.chat_id, user.id)
     if wait is not None:
         await mask_received(update, context, message, wait, image)
         return
+    if looks_like_image(message):
+        pending = await conversations.take_pending_command(message.chat_id, user.id)
+        if pending is not None:
+            who = await requester(update, context, message)
+            await run_command(context, who, pending.parsed, image)
+            return
     if message.chat.type != ChatType.PRIVATE:
         return  # in groups the bot answers commands and mask replies only
     who = await requester(update, context, message)
@@ -91,6 +105,37 @@ async def on_image(update: Update, context: BotContext) -> None:
         await offer_actions(context, who, image)
     else:
         await reply(message, context, text("image_not_image", who.lang))
+
+
+async def on_reply_text(update: Update, context: BotContext) -> None:
+    """Words replying to an image: an /edit of it. In a group only when they name the bot."""
+    message = update.message
+    assert message is not None and message.text is not None
+    source = image_of(message.reply_to_message)
+    assert source is not None
+    words = message.text
+    if message.chat.type != ChatType.PRIVATE:
+        words, named = _without_mention(words, context.services.bot_username)
+        if not named:
+            return  # group talk about a photo, not a request to the bot
+    who = await requester(update, context, message)
+    if not words.strip():
+        await reply(message, context, text("private_hint", who.lang))
+        return
+    try:
+        parsed = parse_command(f"/edit {words}", context.services.bot_username)
+    except CommandParseError as exc:
+        await reply(message, context, render_error(exc, who.lang))
+        return
+    assert parsed is not None
+    await run_command(context, who, parsed, source)
+
+
+def _without_mention(words: str, bot_username: str) -> tuple[str, bool]:
+    """The words with ``@bot`` taken out, and whether it was there (any case)."""
+    mention = re.compile(rf"(?<!\w)@{re.escape(bot_username.lstrip('@'))}\b", re.IGNORECASE)
+    stripped, count = mention.subn(" ", words)
+    return " ".join(stripped.split()), count > 0
 
 
 async def on_private_text(update: Update, context: BotContext) -> None:
@@ -124,14 +169,20 @@ async def run_command(
 async def offer_styles(
     context: BotContext, who: Requester, source: ImageRef, parsed: ParsedCommand
 ) -> None:
-    """/localstyle without a style: a keyboard of the eight."""
+    """/localstyle without a style: a keyboard of the eight, after naming a word that was meant
+    as a style and is none of them."""
     styles = list(LocalStyle)
     keyboard: Keyboard = tuple(
         tuple(Button(style.label(who.lang.value), PickStyle(style).encode())
               for style in styles[start:start + 2])
         for start in range(0, len(styles), 2)
     )
-    await _offer(context, who, source, text("pick_style", who.lang), keyboard, parsed)
+    question = text("pick_style", who.lang)
+    if parsed.unknown_style:
+        notice = text("localstyle_unknown_style", who.lang,
+                      style=html.escape(parsed.unknown_style))
+        question = f"{notice}\n{question}"
+    await _offer(context, who, source, question, keyboard, parsed)
 
 
 async def offer_actions(context: BotContext, who: Requester, source: ImageRef) -> None:

@@ -30,7 +30,15 @@ class _Image(filters.MessageFilter):
         return image_of(message) is not None
 
 
+class _RepliesToImage(filters.MessageFilter):
+    """Replies to a message that carries an image."""
+
+    def filter(self, message: Message) -> bool:
+        return image_of(message.reply_to_message) is not None
+
+
 FROM_PERSON = _FromPerson(name="FROM_PERSON")
+REPLIES_TO_IMAGE = _RepliesToImage(name="REPLIES_TO_IMAGE")
 COMMAND_TEXT = _CommandText(name="COMMAND_TEXT")
 IMAGE = _Image(name="IMAGE")
 # New messages only: edits, channel posts and service messages (joins, pins) are not requests.

@@ -1,12 +1,14 @@
-"""/start, /help, /quota, /lang, /cancel."""
+"""/start, /help, /quota, /lang, /cancel, /id."""
 
 from __future__ import annotations
 
 from telegram import Update
 
+from bot.jobs import CancelOutcome
 from bot.services import BotContext
 from bot.texts import Lang, text
 from handlers.common import language_of, reply
+from storage.models import next_month_start
 
 
 async def start(update: Update, context: BotContext) -> None:
@@ -22,13 +24,6 @@ async def help_command(update: Update, context: BotContext) -> None:
     lang = await language_of(update, context)
     await reply(message, context, text("help", lang,
                                        bot=context.services.bot_username))
-
-
-def next_month_start(month: str) -> str:
-    """The first day of the month after ``YYYY-MM``, as ``YYYY-MM-01``."""
-    year, mon = (int(part) for part in month.split("-"))
-    year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
-    return f"{year:04d}-{mon:02d}-01"
 
 
 async def quota(update: Update, context: BotContext) -> None:
@@ -72,13 +67,43 @@ async def lang_command(update: Update, context: BotContext) -> None:
 
 
 async def cancel(update: Update, context: BotContext) -> None:
-    """End a wait for a mask."""
+    """Stop what the person started last here: a mask wait, a command waiting for its photo,
+    or a request still waiting for a slot."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or user is None:
+        return
+    services = context.services
+    lang = await language_of(update, context)
+    chat_id = message.chat_id
+    if await services.conversations.end_mask_wait(chat_id, user.id):
+        await reply(message, context, text("cancelled", lang))
+        return
+    pending = await services.conversations.take_pending_command(chat_id, user.id)
+    if pending is not None:
+        await reply(message, context, text("cancelled_command", lang,
+                                           command=pending.parsed.command.value))
+        return
+    unfinished = [job for job in await services.store.resumable_jobs()
+                  if job.user_id == user.id and job.chat_id == chat_id]
+    if not unfinished:
+        await reply(message, context, text("nothing_to_cancel", lang))
+        return
+    outcome = await services.jobs.cancel(max(unfinished, key=lambda job: job.id))
+    key = {CancelOutcome.CANCELED: "cancelled_job", CancelOutcome.TOO_LATE: "cancel_too_late",
+           CancelOutcome.GONE: "nothing_to_cancel"}[outcome]
+    await reply(message, context, text(key, lang))
+
+
+async def show_id(update: Update, context: BotContext) -> None:
+    """The sender's user id and the chat's id: what operators put in the settings."""
     message = update.effective_message
     user = update.effective_user
     if message is None or user is None:
         return
     lang = await language_of(update, context)
-    ended = await context.services.conversations.end_mask_wait(message.chat_id, user.id)
-    await reply(message, context, text("cancelled" if ended else "nothing_to_cancel", lang))
-
-
+    if message.chat_id == user.id:  # a private chat has its user's id
+        answer = text("id_private", lang, user_id=user.id)
+    else:
+        answer = text("id_group", lang, user_id=user.id, chat_id=message.chat_id)
+    await reply(message, context, answer)

@@ -171,11 +171,33 @@ V4_STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX handled_updates_handled_at ON handled_updates (handled_at)",
 )
 
+V5_STATEMENTS: tuple[str, ...] = (
+    # A new conversation kind: SQLite cannot change a CHECK, so the table is rebuilt.
+    """
+    CREATE TABLE conversations_v5 (
+        kind TEXT NOT NULL CHECK (kind IN ('mask_wait', 'pick', 'pending_command')),
+        chat_id INTEGER NOT NULL,
+        key INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (kind, chat_id, key)
+    ) WITHOUT ROWID
+    """,
+    "INSERT INTO conversations_v5 SELECT kind, chat_id, key, user_id, payload, created_at,"
+    " expires_at FROM conversations",
+    "DROP TABLE conversations",
+    "ALTER TABLE conversations_v5 RENAME TO conversations",
+    "CREATE INDEX conversations_expires_at ON conversations (expires_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "users, monthly usage, jobs, audit log", V1_STATEMENTS),
     Migration(2, "settings table, index for the monthly report", V2_STATEMENTS),
     Migration(3, "conversations table; delivered file ids on jobs", V3_STATEMENTS),
     Migration(4, "update ids on jobs and audit; handled updates", V4_STATEMENTS),
+    Migration(5, "conversations may be pending commands", V5_STATEMENTS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

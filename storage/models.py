@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
@@ -11,6 +12,13 @@ from typing import Protocol
 # deliver for 24 hours, so a redelivery comes within that; twice that for margin. After a week
 # without updates Telegram may choose ids at random, so an older id is another update.
 UPDATE_MEMORY = timedelta(hours=48)
+
+
+def next_month_start(month: str) -> str:
+    """The first day of the month after ``YYYY-MM``, as ``YYYY-MM-01``."""
+    year, mon = (int(part) for part in month.split("-"))
+    year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    return f"{year:04d}-{mon:02d}-01"
 
 
 class JobState(StrEnum):
@@ -128,6 +136,7 @@ class ConversationKind(StrEnum):
 
     MASK_WAIT = "mask_wait"  # /erase asked for a mask; keyed by the person
     PICK = "pick"  # an inline keyboard of choices; keyed by the keyboard's message
+    PENDING_COMMAND = "pending_command"  # a command sent without a photo; keyed by the person
 
 
 @dataclass(frozen=True)
@@ -200,6 +209,10 @@ class Store(Protocol):
         """Create or refresh a user as last seen; returns the stored record."""
         ...
 
+    async def ensure_user(self, user_id: int) -> User:
+        """The stored user, created with a placeholder name if absent; a known user is kept."""
+        ...
+
     async def get_user(self, user_id: int) -> User | None: ...
 
     async def find_user_by_username(self, username: str) -> User | None:
@@ -232,17 +245,30 @@ class Store(Protocol):
     async def usage_report(self, month: str | None = None, top: int = 10) -> UsageReport: ...
 
     # jobs
-    async def create_job(self, job: NewJob) -> Job:
+    async def create_job(self, job: NewJob, *, budget_yuan: Decimal | None = None) -> Job:
         """Reserve ``images_requested`` in the current month and insert the job, atomically.
 
         Raises QuotaExceededError (with the images remaining) and inserts nothing when the
-        reservation does not fit: used + reserved + n <= limit + granted. A job whose
-        ``update_id`` already has one is a replay: that job is returned, nothing reserved.
+        reservation does not fit: used + reserved + n <= limit + granted. With ``budget_yuan``,
+        raises BudgetExceededError, in the same transaction, when the month's estimated spend
+        plus the job's would pass it (admins' jobs too). A job whose ``update_id`` already has
+        one is a replay: that job is returned, nothing reserved.
         """
         ...
 
-    async def create_or_replay_job(self, job: NewJob) -> JobCreation:
+    async def create_or_replay_job(
+        self, job: NewJob, *, budget_yuan: Decimal | None = None
+    ) -> JobCreation:
         """:meth:`create_job`, telling whether the job was created or replayed."""
+        ...
+
+    async def estimated_spend(self, month: str | None = None) -> Decimal:
+        """Yuan at list price for the images of ``month`` (default: now) delivered or reserved;
+        the free allowance is not subtracted."""
+        ...
+
+    async def stuck_jobs(self, idle: timedelta) -> list[Job]:
+        """Unfinished jobs whose state has not changed for longer than ``idle``, oldest first."""
         ...
 
     async def get_job(self, job_id: int) -> Job: ...

@@ -48,8 +48,9 @@ from storage.models import (
     UsageLine,
     UsageReport,
     User,
+    next_month_start,
 )
-from storage.pricing import FREE_IMAGES_PER_MONTH, estimated_cost
+from storage.pricing import FREE_IMAGES_PER_MONTH, check_budget, estimated_cost
 
 log = logging.getLogger(__name__)
 
@@ -450,6 +451,21 @@ class SqliteStore:
             )
             return _user(await self._require_user(tx, user_id))
 
+    async def ensure_user(self, user_id: int) -> User:
+        """The user's record, created with a placeholder name ("user 4242") if they never wrote.
+
+        A known user is returned unchanged; the placeholder gives way to the real name the first
+        time they write (:meth:`touch_user`).
+        """
+        now = _to_text(self._now())
+        async with self._transaction(write=True) as tx:
+            await tx.run(
+                "INSERT INTO users (user_id, display_name, created_at, last_seen_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING",
+                (user_id, f"user {user_id}", now, now),
+            )
+            return _user(await self._require_user(tx, user_id))
+
     async def get_user(self, user_id: int) -> User | None:
         async with self._transaction(write=False) as tx:
             row = await tx.one("SELECT * FROM users WHERE user_id = ?", (user_id,))
@@ -579,21 +595,27 @@ class SqliteStore:
 
     # --- jobs ------------------------------------------------------------------------------
 
-    async def create_job(self, job: NewJob) -> Job:
+    async def create_job(self, job: NewJob, *, budget_yuan: Decimal | None = None) -> Job:
         """Reserve ``images_requested`` in the current month and insert the job, atomically.
 
         Raises QuotaExceededError (with the images remaining) and inserts nothing when the
         reservation does not fit: used + reserved + n <= limit + granted. ``unlimited`` skips
-        that check but still records the reservation. A job whose ``update_id`` already has one
-        is a replay: that job is returned and nothing is reserved.
+        that check but still records the reservation. With ``budget_yuan``, raises
+        BudgetExceededError and inserts nothing when the month's estimated spend plus the job's
+        would pass it, unlimited or not. A job whose ``update_id`` already has one is a replay:
+        that job is returned and nothing is reserved.
         """
-        return (await self.create_or_replay_job(job)).job
+        return (await self.create_or_replay_job(job, budget_yuan=budget_yuan)).job
 
-    async def create_or_replay_job(self, job: NewJob) -> JobCreation:
+    async def create_or_replay_job(
+        self, job: NewJob, *, budget_yuan: Decimal | None = None
+    ) -> JobCreation:
         """:meth:`create_job`, telling whether the job was created or replayed.
 
         The replay is looked up in the transaction that would reserve, so two copies of one
-        update, even at once in two processes, make one job.
+        update, even at once in two processes, make one job. The spend is summed in that
+        transaction too (under the write lock), so two requests at the edge of the budget
+        cannot both pass it.
         """
         n = job.images_requested
         if n < 1:
@@ -606,7 +628,11 @@ class SqliteStore:
                 return JobCreation(_job(earlier), replayed=True)
             quota = await self._known_quota(tx, job.user_id, month)
             if not job.unlimited and quota.used + quota.reserved + n > quota.limit + quota.granted:
-                raise QuotaExceededError(quota.remaining, n, limit=quota.limit + quota.granted)
+                raise QuotaExceededError(quota.remaining, n, limit=quota.limit + quota.granted,
+                                         resets_on=next_month_start(month))
+            if budget_yuan is not None:
+                check_budget(month=month, spent=await self._spend(tx, month), model=job.model,
+                             images=n, budget=budget_yuan)
             await self._add_usage(tx, job.user_id, month, reserved=n)
             stamp = _to_text(now)
             job_id = await tx.insert(
@@ -619,6 +645,24 @@ class SqliteStore:
                  JobState.QUEUED.value, month, n, stamp, stamp, job.update_id),
             )
             return JobCreation(_job(await self._job_row(tx, job_id)), replayed=False)
+
+    @staticmethod
+    async def _spend(tx: _Tx, month: str) -> Decimal:
+        """The month's estimated spend: images delivered, or reserved while a job is open."""
+        rows = await tx.all(
+            "SELECT model, SUM(CASE WHEN reservation_open = 1 THEN images_requested"
+            " ELSE images_delivered END) AS images FROM jobs WHERE quota_month = ?"
+            " GROUP BY model",
+            (month,),
+        )
+        return sum((estimated_cost(row["model"], row["images"]) for row in rows), Decimal(0))
+
+    async def estimated_spend(self, month: str | None = None) -> Decimal:
+        """Yuan at list price for the images of ``month`` (default: now) delivered or reserved;
+        the free allowance is not subtracted."""
+        month = month or self.current_month()
+        async with self._transaction(write=False) as tx:
+            return await self._spend(tx, month)
 
     async def get_job(self, job_id: int) -> Job:
         async with self._transaction(write=False) as tx:
@@ -710,6 +754,18 @@ class SqliteStore:
             rows = await tx.all(
                 "SELECT * FROM jobs WHERE state IN (?, ?, ?) ORDER BY created_at, id",
                 (JobState.QUEUED.value, JobState.SUBMITTED.value, JobState.SUCCEEDED.value),
+            )
+        return [_job(row) for row in rows]
+
+    async def stuck_jobs(self, idle: timedelta) -> list[Job]:
+        """Unfinished jobs whose state has not changed for longer than ``idle``, oldest first."""
+        before = _to_text(self._now() - idle)
+        async with self._transaction(write=False) as tx:
+            rows = await tx.all(
+                "SELECT * FROM jobs WHERE state IN (?, ?, ?) AND updated_at < ?"
+                " ORDER BY updated_at, id",
+                (JobState.QUEUED.value, JobState.SUBMITTED.value, JobState.SUCCEEDED.value,
+                 before),
             )
         return [_job(row) for row in rows]
 

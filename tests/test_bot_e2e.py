@@ -54,7 +54,7 @@ async def test_edit_caption_delivers_a_photo_and_charges_one(harness: Harness) -
     status = await harness.reply_to(request)
     assert "Queued" in status.params["text"]
     sent = await harness.reply_to(request, "sendPhoto")
-    assert "Edit" in sent.params["caption"] and "4 left" in sent.params["caption"]
+    assert "Edit" in sent.params["caption"] and "4 images left" in sent.params["caption"]
     markup = (
         json.loads(sent.params["reply_markup"])
         if isinstance(sent.params["reply_markup"], str)
@@ -198,7 +198,7 @@ async def test_cancel_ends_the_mask_wait(harness: Harness) -> None:
         ("/style 风格 n=9", "n"),
         ("/upscale 7", "upscale"),
         ("/expand ratio=16:0", "ratio"),
-        ("/cartoon x foo=bar", "foo"),
+        ("/cartoon x strength=0.5", "strength"),
         ("/edit " + "长" * 801, "800"),
     ],
 )
@@ -415,3 +415,112 @@ async def test_secrets_never_cross_over(harness: Harness) -> None:
     for raw in tg.requests_raw:
         assert API_KEY.encode() not in raw.body
         assert API_KEY not in json.dumps(dict(raw.headers))
+
+
+# --- language and wording (issue 11) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language_code", "example", "other"),
+    [
+        ("en", "/style turn it into a French picture book", "转换成法国绘本风格"),
+        ("zh-hans", "/style 转换成法国绘本风格", "French picture book"),
+    ],
+)
+async def test_the_example_beside_an_error_is_in_the_users_language(
+    harness: Harness, language_code: str, example: str, other: str
+) -> None:
+    tg = harness.telegram
+    alice = harness.user(1, language_code=language_code)
+    request = tg.send_photo(alice, tg.private_chat(alice), make_image(), "/style")
+    answer = (await harness.reply_to(request)).params["text"]
+    assert example in answer and other not in answer
+    assert not harness.emulator.requests
+
+
+async def test_a_chinese_users_failed_task_gets_chinese_advice_not_the_services_words(
+    harness: Harness,
+) -> None:
+    tg = harness.telegram
+    li = harness.user(2, "李", language_code="zh-hans")
+    harness.emulator.script_next_task(
+        "failed", code="InternalError.Algo", message="algorithm process error"
+    )
+    tg.send_photo(li, tg.private_chat(li), make_image(), "/colorize")
+    failure = await tg.wait_for_call("sendMessage", lambda c: "未扣除额度" in c.params["text"])
+    said = failure.params["text"]
+    assert "请过一分钟再试" in said
+    assert "algorithm" not in said and not re.search(r"[A-Za-z]{3,} [A-Za-z]{3,}", said)
+    await harness.settled()
+    job = await harness.services.store.get_job(1)  # the only job: the log keeps the words
+    assert job.error_message is not None and "algorithm process error" in job.error_message
+
+
+async def test_a_number_out_of_range_names_what_was_typed_and_the_range(harness: Harness) -> None:
+    tg = harness.telegram
+    alice = harness.user(1)
+    request = tg.send_photo(alice, tg.private_chat(alice), make_image(), "/upscale 9")
+    answer = (await harness.reply_to(request)).params["text"]
+    assert answer.startswith("/upscale takes 1–4 (you wrote 9)")
+    assert "factor" not in answer
+    assert not harness.emulator.requests
+
+
+async def test_localstyle_names_an_unknown_style_then_the_picked_one(harness: Harness) -> None:
+    tg = harness.telegram
+    alice = harness.user(1)
+    chat = tg.private_chat(alice)
+    request = tg.send_photo(alice, chat, make_image(), "/localstyle lego the cup")
+    offer = await harness.reply_to(request)
+    lines = offer.params["text"].split("\n")
+    assert lines[0] == "“lego” is not one of the eight local styles."
+    labels = {b["text"]: b["callback_data"] for row in markup_of(offer)["inline_keyboard"]
+              for b in row}
+    assert len(labels) == 8
+    assert labels["Festive lantern"] == "pick:ls:lantern"
+    assert labels["Blue-and-white porcelain"] == "pick:ls:porcelain"
+    keyboard = tg.bot_message(chat["id"], offer.result["message_id"])
+    tg.press_button(alice, keyboard, "pick:ls:ice")
+    picked = await tg.wait_for_call(
+        "editMessageText", lambda c: int(c.params["message_id"]) == offer.result["message_id"]
+    )
+    assert picked.params["text"] == "Local style: Ice"
+    await wait_until(lambda: harness.emulator.requests_to("submit"))
+    prompt = emulator_bodies(harness, "submit")[0]["input"]["prompt"]
+    assert prompt == "turn the cup into ice style"
+    await harness.settled()
+
+
+async def test_captions_count_in_words_and_show_the_seed_only_in_private(
+    harness: Harness,
+) -> None:
+    tg = harness.telegram
+    alice = harness.user(1)
+    request = tg.send_photo(alice, tg.private_chat(alice), make_image(), "/colorize n=4 seed=7")
+    album = await harness.reply_to(request, "sendMediaGroup")
+    media = album.params["media"]
+    media = json.loads(media) if isinstance(media, str) else media
+    caption = media[0]["caption"]
+    assert "seed 7" in caption and "1 image left this month" in caption
+    await harness.settled()
+    group = tg.group_chat(-100700, "Friends")
+    bob = harness.user(2, "Bob")
+    photo = tg.send_photo(bob, group, make_image())
+    command = tg.send_text(bob, group, "/colorize@BailianTestBot seed=8", reply_to=photo)
+    sent = await harness.reply_to(command, "sendPhoto")
+    assert "seed" not in sent.params["caption"] and "8" not in sent.params["caption"]
+    assert "4 images left this month" in sent.params["caption"]
+    again = [b["text"] for b in markup_of(sent)["inline_keyboard"][0]]
+    assert again[0] == "🔁 Again, new seed"
+    await harness.settled()
+
+
+async def test_an_edit_result_offers_again_without_a_new_seed(harness: Harness) -> None:
+    tg = harness.telegram
+    li = harness.user(2, "李", language_code="zh-hans")
+    request = tg.send_photo(li, tg.private_chat(li), make_image(), "/edit 把天空变红")
+    sent = await harness.reply_to(request, "sendPhoto")
+    labels = [b["text"] for b in markup_of(sent)["inline_keyboard"][0]]
+    assert labels[0] == "🔁 再来一次"
+    assert "种子" not in sent.params["caption"]
+    await harness.settled()

@@ -127,12 +127,13 @@ async def test_unknown_commands_are_answered_only_when_meant_for_us(harness: Har
     assert len(group_answers) == 1
 
 
-async def test_command_without_an_image_says_how_to_use_it(harness: Harness) -> None:
+async def test_command_without_an_image_asks_for_the_photo(harness: Harness) -> None:
+    """Issue 11: it waits for the photo (tests/test_conversation.py follows it through)."""
     tg = harness.telegram
     alice = harness.user(1)
     request = tg.send_text(alice, tg.private_chat(alice), "/cartoon the character waves")
     answer = await harness.reply_to(request)
-    assert "caption of a photo" in answer.params["text"]
+    assert "send me the photo" in answer.params["text"]
     assert not harness.emulator.requests
 
 
@@ -147,7 +148,8 @@ async def test_edited_messages_and_channel_posts_are_ignored(harness: Harness) -
     tg.channel_post(channel, "/help")
     probe = tg.send_text(alice, chat, "/quota")
     await harness.reply_to(probe)
-    answered = {replied_to(c) for c in tg.calls_to("sendMessage")}
+    answered = {replied_to(c) for c in tg.calls_to("sendMessage")
+                if str(c.params["chat_id"]) != str(ADMIN_ID)}  # not the start alert
     assert answered == {text["message_id"], probe["message_id"]}
     assert not [c for c in tg.calls if str(c.params.get("chat_id")) == str(channel["id"])]
 

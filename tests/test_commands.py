@@ -25,7 +25,7 @@ from bot.commands import (
     split_command,
 )
 from bot.errors import CommandParseError, RequestValidationError
-from bot.texts import CATALOGUE, Lang, text
+from bot.texts import CATALOGUE, Lang, render_error, text
 
 BOT = "BailianTestBot"
 IMAGE = "data:image/png;base64,iVBORw0KGgo="
@@ -141,7 +141,8 @@ def test_n_boundaries(command: Command, value: str, ok: bool) -> None:
         error = parse_error(text_)
         assert error.key == "cmd_error_out_of_range_integer"
         assert error.params == {"option": "n", "value": value, "low": 1, "high": 4}
-        assert error.example == SPECS[command].example
+        assert error.command == command.value
+        assert error.example_key == SPECS[command].example_key
         assert_renders(error)
 
 
@@ -265,21 +266,42 @@ def test_options_anywhere_and_prompt_order_kept() -> None:
 @pytest.mark.parametrize(
     ("text_", "option", "allowed"),
     [
-        ("/style x foo=1", "foo", "n, seed, strength"),
-        ("/style E=mc2", "E", "n, seed, strength"),
-        ("/edit x n=2", "n", "neg"),
-        ("/edit x seed=2", "seed", "neg"),
         ("/colorize x strength=0.5", "strength", "n, seed"),
         ("/upscale 2 top=1.5", "top", "n, seed, factor"),
         ("/expand 1.5 factor=2", "factor", "n, seed, scale, top, bottom, left, right, ratio"),
-        ("/sketch x 颜色=红", "颜色", "n, seed, sketch"),
+        ("/cartoon x 强度=0.5", "强度", "n, seed"),
+        ("/style x Ratio=16:9", "Ratio", "n, seed, strength"),
     ],
 )
-def test_unknown_options(text_: str, option: str, allowed: str) -> None:
+def test_another_commands_option_is_an_error(text_: str, option: str, allowed: str) -> None:
     error = parse_error(text_)
     assert error.key == "cmd_error_unknown_option"
-    assert error.params == {"option": option, "allowed": allowed}
+    command = text_.split()[0][1:]
+    assert error.params == {"option": option, "allowed": allowed, "command": command}
     assert_renders(error)
+    assert f"/{command} takes no {option}= option" in text(error.key, Lang.EN, **error.params)
+
+
+@pytest.mark.parametrize(("text_", "option"), [("/edit x n=2", "n"), ("/edit x 种子=2", "种子")])
+def test_n_and_seed_on_edit_say_it_makes_one_image(text_: str, option: str) -> None:
+    error = parse_error(text_)
+    assert (error.key, error.params) == ("cmd_error_edit_one_image", {"option": option})
+    assert_renders(error)
+    assert "one image" in text(error.key, Lang.EN, **error.params)
+
+
+@pytest.mark.parametrize(
+    ("text_", "prompt"),
+    [
+        ("/instruct write E=mc2 on the page", "write E=mc2 on the page"),
+        ("/style x foo=1", "x foo=1"),
+        ("/sketch x 颜色=红", "x 颜色=红"),
+        ('/edit a sign saying title="Hello world"', 'a sign saying title="Hello world"'),
+        ("/style a=b n=2", "a=b"),
+    ],
+)
+def test_a_key_no_command_takes_is_prompt_text(text_: str, prompt: str) -> None:
+    assert parse(text_).prompt == prompt
 
 
 @pytest.mark.parametrize(
@@ -310,7 +332,7 @@ def test_prompt_required(command: Command) -> None:
     error = parse_error(f"/{command.value}{options}")
     assert error.key == "cmd_error_prompt_required"
     assert error.params == {"command": command.value}
-    assert error.example == SPECS[command].example
+    assert error.example_key == SPECS[command].example_key
     assert_renders(error)
 
 
@@ -506,16 +528,39 @@ def test_negative_only_on_edit(command: Command, form: str, option: str) -> None
         ("weaving scarf", LocalStyle.WEAVING, "scarf"),
         ("气球 字母", LocalStyle.BALLOON, "字母"),
         ("balloon letters", LocalStyle.BALLOON, "letters"),
+        ("Festive lantern the bridge", LocalStyle.LANTERN, "the bridge"),
+        ("Blue-and-white porcelain vase", LocalStyle.PORCELAIN, "vase"),
+        ("Knitted scarf", LocalStyle.WEAVING, "scarf"),
         ("ice", LocalStyle.ICE, ""),
         ("房子", None, "房子"),
         ("the house", None, "the house"),
         ("", None, ""),
-        ("blue house", None, "blue house"),
     ],
 )
 def test_localstyle_names(words: str, style: LocalStyle | None, subject: str) -> None:
     parsed = parse(f"/localstyle {words} n=2")
     assert (parsed.style, parsed.prompt, parsed.n) == (style, subject, 2)
+    assert parsed.unknown_style is None
+
+
+@pytest.mark.parametrize(
+    ("words", "unknown", "subject"),
+    [
+        ("lego the cup", "lego", "the cup"),
+        ("blue house", "blue", "house"),
+        ("乐高 杯子", "乐高", "杯子"),
+        ("marble\nthe statue", "marble", "the statue"),
+    ],
+)
+def test_localstyle_first_word_meant_as_a_style_is_kept_for_the_message(
+    words: str, unknown: str, subject: str
+) -> None:
+    parsed = parse(f"/localstyle {words}")
+    assert (parsed.style, parsed.unknown_style, parsed.prompt) == (None, unknown, subject)
+    assert ParsedCommand.from_json(parsed.to_json()) == parsed
+    chosen = parsed.with_style(LocalStyle.ICE)
+    assert (chosen.style, chosen.unknown_style) == (LocalStyle.ICE, None)
+    assert chosen.request_prompt == localstyle_prompt(LocalStyle.ICE, subject)
 
 
 def test_localstyle_prompt_follows_the_reference_tip() -> None:
@@ -559,8 +604,13 @@ def test_local_style_names_and_lookup() -> None:
         assert LocalStyle.lookup(style.zh) is style
         assert LocalStyle.lookup(style.en.upper()) is style
         assert LocalStyle.lookup(style.value) is style
-        assert (style.label("zh"), style.label("en")) == (style.zh, style.en)
+        assert style.label("zh") == style.zh
+        assert LocalStyle.lookup(style.label("en")) is style  # a label typed back works
+        assert style.label("en")[0].isupper()
         assert len(style.value.encode()) <= 20  # fits callback data beside a prefix
+    # Button labels are words, not the API's spellings.
+    assert LocalStyle.LANTERN.label("en") == "Festive lantern"
+    assert LocalStyle.PORCELAIN.label("en") == "Blue-and-white porcelain"
     assert LocalStyle.lookup("marble") is None
     assert LocalStyle.lookup("风格") is None
 
@@ -604,7 +654,7 @@ def test_expand_scale_boundaries(value: str, ok: bool | None, form: str) -> None
     else:
         error = parse_error(text_)
         assert error.key == "cmd_error_out_of_range_number"
-        option = "scale" if form == "bare" else form
+        option = "/expand" if form == "bare" else form  # what the user typed
         assert error.params == {"option": option, "value": value, "low": 1.0, "high": 2.0}
 
 
@@ -650,12 +700,13 @@ def test_expand_bad_ratio(value: str) -> None:
 @pytest.mark.parametrize(
     ("options", "first", "second"),
     [
-        ("1.5 top=1.2", "scale", "top"),
-        ("scale=1.5 left=1.2", "scale", "left"),
-        ("ratio=16:9 top=1.2", "ratio", "top"),
-        ("ratio=16:9 right=1.2 left=1.3", "ratio", "left"),
-        ("1.5 ratio=16:9", "scale", "ratio"),
-        ("比例=16:9 上=1.2", "比例", "上"),
+        ("1.5 top=1.2", "1.5", "top="),
+        ("1.5x top=1.2", "1.5x", "top="),
+        ("scale=1.5 left=1.2", "scale=", "left="),
+        ("ratio=16:9 top=1.2", "ratio=", "top="),
+        ("ratio=16:9 right=1.2 left=1.3", "ratio=", "left="),
+        ("1.5 ratio=16:9", "1.5", "ratio="),
+        ("比例=16:9 上=1.2", "比例=", "上="),
     ],
 )
 def test_expand_conflicts(options: str, first: str, second: str) -> None:
@@ -685,7 +736,7 @@ def test_upscale_boundaries(value: str, ok: bool, form: str) -> None:
     else:
         error = parse_error(text_)
         assert error.key == "cmd_error_out_of_range_integer"
-        option = "factor" if form == "bare" else form
+        option = "/upscale" if form == "bare" else form  # what the user typed
         assert error.params == {"option": option, "value": value, "low": 1, "high": 4}
 
 
@@ -755,23 +806,58 @@ def test_json_round_trip(text_: str) -> None:
     assert ParsedCommand.from_json(again.to_json()) == again
 
 
+@pytest.mark.parametrize("lang", list(Lang))
 @pytest.mark.parametrize("command", list(Command))
-def test_example_lines_work(command: Command) -> None:
+def test_example_lines_work_in_each_language(command: Command, lang: Lang) -> None:
     spec = SPECS[command]
     assert spec.command is command
-    parsed = parse(spec.example)
+    parsed = parse(text(spec.example_key, lang))
     assert parsed.command is command
+    assert parsed.style is not None or command is not Command.LOCALSTYLE
     assert spec.usage_key in CATALOGUE
+
+
+@pytest.mark.parametrize(
+    ("lang", "example"),
+    [
+        (Lang.EN, "/style turn it into a French picture book strength=0.6"),
+        (Lang.ZH, "/style 转换成法国绘本风格 strength=0.6"),
+    ],
+)
+def test_an_error_shows_the_example_in_the_readers_language(lang: Lang, example: str) -> None:
+    rendered = render_error(parse_error("/style"), lang)
+    assert rendered.endswith(f"<code>{example}</code>")
+    assert rendered.startswith(text("cmd_error_prompt_required", lang, command="style"))
+
+
+@pytest.mark.parametrize(
+    ("text_", "says"),
+    [
+        ("/upscale 9", "/upscale takes 1–4 (you wrote 9)"),
+        ("/upscale 9x", "/upscale takes 1–4 (you wrote 9)"),
+        ("/upscale factor=9", "factor takes 1–4 (you wrote 9)"),
+        ("/upscale 倍数=9", "倍数 takes 1–4 (you wrote 9)"),
+        ("/upscale 2.5", "/upscale takes a whole number, 1–4 (you wrote 2.5)"),
+        ("/expand 3", "/expand takes 1.0–2.0 (you wrote 3)"),
+        ("/expand top=3", "top takes 1.0–2.0 (you wrote 3)"),
+        ("/style x N=9", "N takes 1–4 (you wrote 9)"),
+    ],
+)
+def test_errors_name_what_the_user_typed(text_: str, says: str) -> None:
+    error = parse_error(text_)
+    assert render_error(error, Lang.EN).startswith(says)
+    assert "factor" not in render_error(error, Lang.EN) or "factor" in text_
 
 
 def _mask_for(command: Command) -> str | None:
     return MASK if command is Command.ERASE else None
 
 
+@pytest.mark.parametrize("lang", list(Lang))
 @pytest.mark.parametrize("command", list(Command))
-def test_build_edit_request_is_valid_for_every_command(command: Command) -> None:
+def test_build_edit_request_is_valid_for_every_command(command: Command, lang: Lang) -> None:
     spec = SPECS[command]
-    parsed = parse(spec.example)
+    parsed = parse(text(spec.example_key, lang))
     scales = (1.0, 1.0, 1.5, 1.5) if parsed.ratio is not None else None
     request = build_edit_request(parsed, IMAGE, _mask_for(command), scales)
     validate_request(request)
@@ -919,7 +1005,7 @@ def _check_outcome(text_: str) -> None:
         parsed = parse_command(text_, BOT)
     except CommandParseError as error:
         assert error.key in CATALOGUE
-        assert error.example in {spec.example for spec in SPECS.values()}
+        assert error.example_key in {spec.example_key for spec in SPECS.values()}
         assert_renders(error)
         return
     if parsed is not None:

@@ -435,7 +435,8 @@ async def test_failure_refunds_marks_failed_and_explains_once(
     reply = the_reply_after_status(messenger, 31)
     assert reply == f"❌ {render_error(error, ZH)}\n{text('not_charged', ZH)}"
     assert reply.endswith(text("not_charged", ZH))
-    assert "&lt;process&gt;" in reply  # the service's words are escaped
+    assert text("fail_try_again", ZH) in reply  # advice in the user's language...
+    assert "process" not in reply  # ...never the service's own words
     assert messenger.deleted == [(USER, job.status_message_id)]
 
     sent, deleted = len(messenger.sent), len(messenger.deleted)
@@ -502,9 +503,10 @@ async def test_over_quota_is_refused_naming_remaining_requested_and_limit(
 ) -> None:
     await accept_job(service, store, "/colorize n=4", 53)
     result = await service.accept(requester(54), parse("/colorize n=2"), PHOTO)
-    expected = render_error(QuotaExceededError(1, 2, limit=LIMIT), EN)
+    expected = render_error(QuotaExceededError(1, 2, limit=LIMIT, resets_on="2026-06-01"), EN)
     assert result == Refused(expected)
-    assert "2 needed, 1 left (of 5)" in expected
+    assert "2 images needed, 1 left (of 5)" in expected
+    assert "resets on 2026-06-01" in expected and "ask an admin" in expected
     assert the_reply(messenger, 54) == expected
     assert await quota(store) == (0, 4)
     assert len(await store.resumable_jobs()) == 1
@@ -628,6 +630,28 @@ async def test_a_qwen_edit_job_runs_to_delivery(
     assert dashscope.requests_to("submit") == []
 
 
+async def test_a_group_caption_shows_no_seed_and_an_edit_offers_no_new_seed(
+    service: JobService, store: SqliteStore, messenger: FakeMessenger,
+    dashscope: DashScopeEmulator,
+) -> None:
+    group = await accept_job(service, store, "/colorize seed=42", 78, chat_id=-100500)
+    await service.workers.run(group)
+    delivery = the_delivery(messenger, 78)
+    assert delivery.caption == (
+        f"✅ {text('cmd_colorize', EN)} · {text('caption_remaining', EN, remaining=LIMIT - 1)}"
+    )
+    assert "42" not in delivery.caption  # the seed is for the requester, not the group
+    assert delivery.caption.endswith("4 images left this month")
+    assert delivery.keyboard is not None
+    assert delivery.keyboard[0][0].label == text("btn_again", EN)  # wanx: a new seed
+    edit = await accept_job(service, store, "/edit make the sky red", 79)
+    await service.workers.run(edit)
+    delivery = the_delivery(messenger, 79)
+    assert delivery.keyboard is not None
+    assert delivery.keyboard[0][0].label == text("btn_again_qwen", EN) == "🔁 Again"
+    assert "seed" not in delivery.keyboard[0][0].label
+
+
 async def test_a_failed_task_fails_the_job_and_refunds(
     service: JobService, store: SqliteStore, messenger: FakeMessenger,
     dashscope: DashScopeEmulator,
@@ -641,8 +665,9 @@ async def test_a_failed_task_fails_the_job_and_refunds(
     assert failed.task_id is not None  # it was submitted before it failed
     assert await quota(store) == (0, 0)
     assert the_reply_after_status(messenger, 73) == (
-        f"❌ {text('fail_task', EN, detail='model crashed')}\n{text('not_charged', EN)}"
+        f"❌ {text('fail_try_again', EN)}\n{text('not_charged', EN)}"
     )
+    assert failed.error_message is not None and "model crashed" in failed.error_message
     assert messenger.deliveries == []
     assert messenger.deleted == [(USER, job.status_message_id)]
 

@@ -200,7 +200,7 @@ async def test_huge_upscale_result_is_a_document_with_a_preview_photo_charged_on
     preview = photo.files["photo"].data
     assert fits_a_photo(preview)
     assert max(size_of(preview)) == RESULT_PREVIEW_MAX_SIDE
-    assert "Upscale" in photo.params["caption"] and "4 left" in photo.params["caption"]
+    assert "Upscale" in photo.params["caption"] and "4 images left" in photo.params["caption"]
     assert "reply_markup" in photo.params  # the buttons are on the preview
     assert document.files["document"].data == huge  # the original, byte for byte
     assert document.files["document"].filename.endswith(".png")

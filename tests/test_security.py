@@ -94,8 +94,9 @@ async def _full_run(harness: Harness) -> None:
     await harness.settled()
     emulator.fail_next("submit", 401, "InvalidApiKey", "Invalid API-key provided.")
     tg.send_photo(alice, chat, make_image(), "/colorize")
-    await tg.wait_for_call(
+    await tg.wait_for_call(  # the account alert (not the "bot started" one)
         "sendMessage", lambda c: str(c.params["chat_id"]) == str(ADMIN_ID)
+        and "InvalidApiKey" in c.params.get("text", "")
     )
     await harness.settled()
     assert len(emulator.requests_to("submit")) >= 5
@@ -330,7 +331,7 @@ async def test_hostile_names_and_prompts_are_stored_and_echoed_literally(
     assert HOSTILE_PROMPT in job.spec_json or json.dumps(HOSTILE_PROMPT) in job.spec_json
 
     bad_value = tg.send_photo(bob, chat, make_image(), "/colorize n=<b>1</b>&amp;")
-    assert "got <b>1</b>&amp;" in _shown(await harness.reply_to(bad_value))
+    assert "(you wrote <b>1</b>&amp;)" in _shown(await harness.reply_to(bad_value))
     unknown = tg.send_text(bob, chat, "/paint<i>x</i> now")
     assert _shown(await harness.reply_to(unknown))  # answered (a hint), parsed without error
 
@@ -352,8 +353,12 @@ async def test_hostile_names_and_prompts_are_stored_and_echoed_literally(
     # The tables are all still there and the bot still answers.
     assert (await store.quota_status(BOB)).used == 1
     await harness.reply_to(tg.send_text(bob, chat, "/quota"))
+    # (The admin had no chat with the bot when it started: its start alert and admin menu
+    # were refused by Telegram, as they would be.)
     assert not [c for c in tg.calls if not c.response.get("ok", True)
-                and c.method != "getUpdates"]
+                and c.method != "getUpdates"
+                and str(c.params.get("chat_id")) != str(ADMIN_ID)
+                and c.method != "setMyCommands"]
 
 
 @pytest.mark.parametrize("index", ["-1", "1", "+0", "٠"])

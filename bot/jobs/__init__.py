@@ -20,11 +20,12 @@ from the state it was left in.
 
 from bot.jobs.accept import new_seed
 from bot.jobs.requests import Accepted, AcceptResult, JobSpec, Refused, Requester
-from bot.jobs.service import JobService
+from bot.jobs.service import CancelOutcome, JobService
 
 __all__ = [
     "AcceptResult",
     "Accepted",
+    "CancelOutcome",
     "JobService",
     "JobSpec",
     "Refused",

@@ -1,22 +1,36 @@
 """Accepting a request: check it, reserve the quota and persist the job, answer with a status.
 
-Everything that can be refused is checked before anything is reserved (ban, options, the image
-itself), so a refusal costs nothing; the reservation and the job are one transaction, so from
-then on the job is durable and a restart continues it. The job is keyed by the update that asked
-for it: when Telegram sends that update again (a crash before its offset was confirmed, a retried
-webhook), the same transaction finds the job, reserves nothing, and nothing new is answered; the
-job already runs, and its status line, if it got one, is the first copy's.
+Everything that can be refused is checked before anything is reserved (ban, the spend cap,
+options, the image itself), so a refusal costs nothing; the reservation and the job are one
+transaction (which checks the quota and the spend cap again), so from then on the job is durable
+and a restart continues it. The job is keyed by the update that asked for it: when Telegram
+sends that update again (a crash before its offset was confirmed, a retried webhook), the same
+transaction finds the job, reserves nothing, and nothing new is answered; the job already runs,
+and its status line, if it got one, is the first copy's.
+
+The spend cap (MONTHLY_BUDGET_YUAN) refuses everyone, admins too: it protects the account's
+bill, and the refusal says an admin can raise it.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable
+from decimal import Decimal
 
+from bot.alerts import AdminAlerts
 from bot.api_limits import MAX_SEED
 from bot.bailian.models import Model
 from bot.commands import ParsedCommand
-from bot.errors import DeliveryError, ImageError, QuotaExceededError, RequestValidationError
+from bot.errors import (
+    BotError,
+    BudgetExceededError,
+    DeliveryError,
+    ImageError,
+    QuotaExceededError,
+    RequestValidationError,
+)
 from bot.jobs.inputs import Inputs
 from bot.jobs.notify import StatusLines
 from bot.jobs.persist import persist
@@ -25,6 +39,7 @@ from bot.jobs.requests import Accepted, AcceptResult, JobSpec, Refused, Requeste
 from bot.ports import Messenger
 from bot.texts import render_error, text
 from storage.models import NewJob, Store
+from storage.pricing import check_budget
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +52,15 @@ def new_seed() -> int:
 class Acceptor:
     def __init__(
         self, *, store: Store, messenger: Messenger, inputs: Inputs, queue: WorkQueue,
-        status: StatusLines,
+        status: StatusLines, alerts: AdminAlerts, budget_yuan: Decimal | None = None,
     ) -> None:
         self._store = store
         self._messenger = messenger
         self._inputs = inputs
         self._queue = queue
         self._status = status
+        self._alerts = alerts
+        self._budget = budget_yuan  # MONTHLY_BUDGET_YUAN; None: no cap
 
     async def accept(
         self, who: Requester, parsed: ParsedCommand, input_file_id: str,
@@ -54,13 +71,20 @@ class Acceptor:
         if user is not None and user.banned and not who.is_admin:
             return await self._refuse(who, text("banned", who.lang))
         try:
+            await self._check_budget(parsed)
             await self._inputs.check(parsed, input_file_id, mask_file_id)
             if parsed.seed is None and parsed.spec.model is Model.WANX_IMAGE_EDIT:
                 parsed = parsed.with_seed(new_seed())
             created = await self._store.create_or_replay_job(
-                self._new_job(who, parsed, input_file_id, mask_file_id)
+                self._new_job(who, parsed, input_file_id, mask_file_id), budget_yuan=self._budget
             )
+        except BudgetExceededError as exc:
+            logger.info("request of user %s refused by the spend cap: %s", who.user_id, exc)
+            refused = await self._refuse(who, render_error(exc, who.lang))
+            await self._alert(self._alerts.budget_refused(exc))
+            return refused
         except (RequestValidationError, ImageError, QuotaExceededError) as exc:
+            logger.info("request of user %s refused: %s", who.user_id, exc)  # the API's words
             return await self._refuse(who, render_error(exc, who.lang))
         job = created.job
         if created.replayed:
@@ -68,6 +92,8 @@ class Acceptor:
                         who.update_id)
             self._queue.wake()
             return Accepted(job=job, status_message_id=job.status_message_id, replayed=True)
+        if self._budget is not None:
+            await self._alert(self._watch_spend(job.quota_month, self._budget))
         try:
             status_id = await self._status.announce_queued(job, who.lang, who.message_id)
         except DeliveryError as exc:
@@ -82,6 +108,31 @@ class Acceptor:
             await self._status.clear(job)
         self._queue.wake()
         return Accepted(job=job, status_message_id=status_id)
+
+    async def _check_budget(self, parsed: ParsedCommand) -> None:
+        """Refuse a request over the spend cap before anything is downloaded.
+
+        Only a first look: the reservation checks again in its own transaction, which is what
+        keeps two requests at the edge from both passing. (A copy of an update Telegram sends
+        again after a crash may be refused here although its first copy's job runs: at the
+        cap, that job may be what filled it.)
+        """
+        if self._budget is None:
+            return
+        month = self._store.current_month()
+        check_budget(month=month, spent=await self._store.estimated_spend(month),
+                     model=parsed.spec.model.value, images=parsed.n, budget=self._budget)
+
+    async def _watch_spend(self, month: str, budget: Decimal) -> None:
+        await self._alerts.spend(month, await self._store.estimated_spend(month), budget)
+
+    @staticmethod
+    async def _alert(alerting: Awaitable[None]) -> None:
+        """An alert for the admins is never a reason to fail the request."""
+        try:
+            await alerting
+        except BotError as exc:
+            logger.warning("an alert for the admins failed: %s", exc)
 
     @staticmethod
     def _new_job(

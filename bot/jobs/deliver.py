@@ -47,8 +47,10 @@ async def _checked(data: bytes) -> CheckedResult:
 
 
 def result_keyboard(job: Job, count: int, lang: Lang) -> Keyboard:
-    """"Again" for the whole request, "Upscale" for each result."""
-    again = Button(text("btn_again", lang), Again(job.id).encode())
+    """"Again" for the whole request (with a new seed where the model takes one), "Upscale"
+    for each result."""
+    again_key = "btn_again" if job.model == Model.WANX_IMAGE_EDIT.value else "btn_again_qwen"
+    again = Button(text(again_key, lang), Again(job.id).encode())
     if count == 1:
         return ((again, Button(text("btn_upscale", lang),
                                Upscale(job.id, 0).encode())),)
@@ -164,7 +166,9 @@ class Deliverer:
     async def _caption(self, job: Job, spec: JobSpec, delivered: int) -> str:
         lang, parsed = spec.lang, spec.parsed
         parts = [f"✅ {text(f'cmd_{parsed.command.value}', lang)}"]
-        if parsed.seed is not None and job.model == Model.WANX_IMAGE_EDIT.value:
+        # The seed is for the person who asked, to repeat a result: not for a group to read.
+        private = job.chat_id == job.user_id
+        if private and parsed.seed is not None and job.model == Model.WANX_IMAGE_EDIT.value:
             parts.append(text("caption_seed", lang, seed=parsed.seed))
         if delivered < job.images_requested:
             parts.append(text("caption_partial", lang, delivered=delivered,

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import html
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 
+from bot.alerts import AdminAlerts
+from bot.callback_data import CancelJob
 from bot.errors import AccountError, BotError
 from bot.jobs.persist import persist
 from bot.jobs.queue import WorkQueue
 from bot.jobs.requests import JobSpec
-from bot.ports import Messenger
+from bot.ports import Button, Keyboard, Messenger
 from bot.texts import Lang, render_error, text
 from storage.models import Job, Store
 
@@ -23,17 +22,25 @@ logger = logging.getLogger(__name__)
 # Status-message edits: at most one per this many seconds per chat (final states always go out).
 STATUS_EDIT_INTERVAL_PRIVATE = 1.0
 STATUS_EDIT_INTERVAL_GROUP = 3.0
-# Account alerts reach each admin at most once per error kind per this many seconds.
-ADMIN_ALERT_INTERVAL = 3600.0
 
 
-def failure_text(exc: BotError, lang: Lang) -> str:
-    """The explanation of a failed job, ending with "nothing was charged"."""
-    return f"{render_error(exc, lang)}\n{text('not_charged', lang)}"
+def failure_text(exc: BotError, lang: Lang, *, admins: bool = True) -> str:
+    """The explanation of a failed job, ending with "nothing was charged".
+
+    An account error says the admins were told only when there are ``admins`` to tell.
+    """
+    problem = (text("fail_account_no_admin", lang) if isinstance(exc, AccountError) and not admins
+               else render_error(exc, lang))
+    return f"{problem}\n{text('not_charged', lang)}"
 
 
 def queued_text(lang: Lang, position: int) -> str:
     return text("status_queued", lang, position=position)
+
+
+def cancel_keyboard(job: Job, lang: Lang) -> Keyboard:
+    """The ✖ under a queued status line: a job waiting for a slot can still be cancelled."""
+    return ((Button(text("btn_cancel_job", lang), CancelJob(job.id).encode()),),)
 
 
 class StatusLines:
@@ -60,13 +67,19 @@ class StatusLines:
         """
         position = await self._queue.position(job.id)
         message_id = await self._messenger.send_text(
-            job.chat_id, queued_text(lang, position), reply_to=reply_to
+            job.chat_id, queued_text(lang, position), reply_to=reply_to,
+            keyboard=cancel_keyboard(job, lang),
         )
         self._shown_position[job.id] = position
         return message_id
 
-    async def show(self, job: Job, message: str, *, force: bool = False) -> bool:
-        """Edit the job's status line, at most once per interval per chat; True if edited."""
+    async def show(
+        self, job: Job, message: str, *, force: bool = False, keyboard: Keyboard | None = None
+    ) -> bool:
+        """Edit the job's status line, at most once per interval per chat; True if edited.
+
+        Without ``keyboard`` the line loses its buttons (the ✖ goes once the job runs).
+        """
         if job.status_message_id is None:
             # A worker may have taken the job while its status line was still being sent.
             job = await persist(lambda: self._store.get_job(job.id), f"job {job.id}")
@@ -79,7 +92,8 @@ class StatusLines:
             return False
         self._last_edit[job.chat_id] = now
         try:
-            await self._messenger.edit_text(job.chat_id, job.status_message_id, message)
+            await self._messenger.edit_text(job.chat_id, job.status_message_id, message,
+                                            keyboard=keyboard)
         except BotError as exc:  # a status line is never worth failing a job over
             logger.info("status edit for job %s failed: %s", job.id, exc)
             return False
@@ -113,7 +127,9 @@ class StatusLines:
             for position, job in enumerate(await self._queue.waiting(), start=1):
                 if self._shown_position.get(job.id) in (None, position):
                     continue  # not announced by this process yet, or unchanged
-                if await self.show(job, queued_text(JobSpec.of(job).lang, position)):
+                lang = JobSpec.of(job).lang
+                if await self.show(job, queued_text(lang, position),
+                                   keyboard=cancel_keyboard(job, lang)):
                     self._shown_position[job.id] = position
             if not self._refresh_again:
                 return
@@ -123,19 +139,23 @@ class Failures:
     """Ends a job that cannot succeed: refund, tell the requester, alert admins if theirs."""
 
     def __init__(
-        self, store: Store, messenger: Messenger, status: StatusLines, admin_ids: Iterable[int]
+        self, store: Store, messenger: Messenger, status: StatusLines, admin_ids: Iterable[int],
+        *, alerts: AdminAlerts | None = None,
     ) -> None:
         self._store = store
         self._messenger = messenger
         self._status = status
         self._admin_ids = frozenset(admin_ids)
-        # Several workers meet the same account error at once: one of them alerts.
-        self._alerting = asyncio.Lock()
+        self._alerts = alerts or AdminAlerts(store, messenger, self._admin_ids)
 
     async def fail(self, job: Job, exc: BotError) -> None:
         """Refund, finish the job, tell the user in a reply (replies notify; edits do not)."""
         lang = JobSpec.of(job).lang
-        logger.info("job %s failed: %s", job.id, exc)
+        if isinstance(exc, AccountError):  # every job fails until someone fixes the account
+            logger.error("job %s failed on a DashScope account problem: %s%s", job.id, exc,
+                         "" if self._admin_ids else " (no admin to alert: set ADMIN_USER_IDS)")
+        else:
+            logger.info("job %s failed: %s", job.id, exc)
         current = await persist(lambda: self._store.get_job(job.id), f"job {job.id}")
         if current.state.is_final:
             return  # already finished and announced (a resumed job failing again)
@@ -143,7 +163,8 @@ class Failures:
                       f"job {job.id}: failed")
         try:
             await self._messenger.send_text(
-                job.chat_id, f"❌ {failure_text(exc, lang)}", reply_to=job.request_message_id
+                job.chat_id, f"❌ {failure_text(exc, lang, admins=bool(self._admin_ids))}",
+                reply_to=job.request_message_id,
             )
         except BotError as send_error:  # e.g. the user blocked the bot: nothing more to do
             logger.info("job %s: could not announce the failure: %s", job.id, send_error)
@@ -152,21 +173,5 @@ class Failures:
             await self._alert_admins(exc)
 
     async def _alert_admins(self, exc: AccountError) -> None:
-        key = f"alert:{exc.code}"
-        async with self._alerting:
-            last = await self._store.get_setting(key)
-            now = datetime.now(UTC)
-            if last is not None and (now - datetime.fromisoformat(last)).total_seconds() < (
-                ADMIN_ALERT_INTERVAL
-            ):
-                return
-            await self._store.set_setting(key, now.isoformat())
-        for admin_id in sorted(self._admin_ids):
-            admin = await self._store.get_user(admin_id)
-            lang = Lang(admin.language) if admin and admin.language else Lang.from_code(
-                admin.telegram_language if admin else None)
-            with contextlib.suppress(BotError):
-                await self._messenger.send_text(
-                    admin_id, text("admin_alert", lang, code=html.escape(exc.code),
-                                   message=html.escape(exc.message))
-                )
+        """Once per error code per hour (bot/alerts.py)."""
+        await self._alerts.account_problem(exc)

@@ -47,6 +47,13 @@ class WorkQueue:
     def is_claimed(self, job_id: int) -> bool:
         return job_id in self._claimed
 
+    def hold(self, job_id: int) -> bool:
+        """Keep workers off a job (to cancel it); False if a worker has it already."""
+        if job_id in self._claimed:
+            return False
+        self._claimed.add(job_id)
+        return True
+
     def release(self, job_id: int) -> None:
         """The worker is done with the job (whatever its outcome)."""
         self._claimed.discard(job_id)

@@ -12,8 +12,10 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import TypeVar
 
+from bot.alerts import AdminAlerts
 from bot.bailian import BailianClient
 from bot.bailian.models import Model, TaskOutcome
 from bot.errors import (
@@ -47,6 +49,10 @@ MAX_OUTAGE_PAUSE = 30.0
 # How often unfinished jobs nobody works on (a state write that failed, a crashed resumption)
 # are looked for and picked up again.
 SWEEP_INTERVAL = 60.0
+# A job whose state has not changed for this many seconds is reported to the admins as stuck
+# (at most hourly): far past the outage wait and a task's usual minute, far short of the 24 h a
+# submitted task may be polled through errors.
+STUCK_AFTER = 1800.0
 
 
 class Workers:
@@ -54,9 +60,10 @@ class Workers:
 
     def __init__(
         self, *, store: Store, client: BailianClient, queue: WorkQueue, inputs: Inputs,
-        status: StatusLines, failures: Failures, deliverer: Deliverer,
+        status: StatusLines, failures: Failures, deliverer: Deliverer, alerts: AdminAlerts,
         wanx_workers: int, qwen_workers: int, outage_wait: float = OUTAGE_WAIT,
-        sweep_interval: float = SWEEP_INTERVAL, clock: Callable[[], float] = time.monotonic,
+        sweep_interval: float = SWEEP_INTERVAL, stuck_after: float = STUCK_AFTER,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._client = client
@@ -70,16 +77,21 @@ class Workers:
         self._resumed: dict[int, asyncio.Task[None]] = {}  # job id -> its resumption
         self._stopping = False
         self._sweep_interval = sweep_interval
+        self._stuck_after = stuck_after
+        self._alerts = alerts
         self._outage_wait = outage_wait
         self._clock = clock
 
-    async def start(self) -> None:
-        """Resume unfinished jobs, then start the workers and the sweep."""
-        await self._resume_unattended()
+    async def start(self) -> int:
+        """Resume unfinished jobs, then start the workers and the sweep; returns how many
+        unfinished jobs were taken up again (queued ones included)."""
+        resumed = await self._resume_unattended()
+        queued = len(await self._store.queued_jobs_fair())
         for model, count in self._counts.items():
             self._tasks.extend(asyncio.create_task(self._work(model)) for _ in range(count))
         self._tasks.append(asyncio.create_task(self._sweep()))
         self._queue.wake()
+        return resumed + queued
 
     async def stop(self) -> None:
         """Cancel the workers and resumptions; what they were doing stays resumable."""
@@ -111,12 +123,29 @@ class Workers:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self._sweep_interval)
-            try:
-                if found := await self._resume_unattended():
-                    logger.warning("sweep: %d unfinished jobs nobody worked on resumed", found)
-            except StoreUnavailableError as exc:
-                logger.error("sweep: the database is unavailable (%s)", exc)
-            self._queue.wake()  # queued jobs a failed write left unclaimed
+            await self.sweep_once()
+
+    async def sweep_once(self) -> None:
+        """Report stuck jobs, resume unattended ones, wake the workers (the sweep's round)."""
+        await self._report_stuck()  # first: a resumption counts as a change of the job
+        try:
+            if found := await self._resume_unattended():
+                logger.warning("sweep: %d unfinished jobs nobody worked on resumed", found)
+        except StoreUnavailableError as exc:
+            logger.error("sweep: the database is unavailable (%s)", exc)
+        self._queue.wake()  # queued jobs a failed write left unclaimed
+
+    async def _report_stuck(self) -> None:
+        """Jobs unchanged for STUCK_AFTER seconds: logged each round, the admins told hourly."""
+        try:
+            stuck = await self._store.stuck_jobs(timedelta(seconds=self._stuck_after))
+            if not stuck:
+                return
+            logger.warning("sweep: %d jobs unchanged for over %.0f s: %s", len(stuck),
+                           self._stuck_after, ", ".join(f"#{job.id}" for job in stuck[:10]))
+            await self._alerts.stuck(stuck, max(1, round(self._stuck_after / 60)))
+        except BotError as exc:
+            logger.error("sweep: stuck jobs could not be reported (%s)", exc)
 
     def _spawn_resumed(self, job_id: int, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
@@ -127,6 +156,12 @@ class Workers:
         while not self._stopping:
             job = await self._queue.claim_next(model)
             try:
+                # The claim came from a snapshot of the queue: the job may have been cancelled
+                # since. Nothing may reach DashScope for it then.
+                job = await persist(functools.partial(self._store.get_job, job.id),
+                                    f"job {job.id}")
+                if job.state is not JobState.QUEUED:
+                    continue
                 await self.run(job)
             except asyncio.CancelledError:
                 raise

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from decimal import Decimal
+from enum import StrEnum
 
+from bot.alerts import AdminAlerts
 from bot.bailian import BailianClient
 from bot.commands import ParsedCommand
 from bot.jobs.accept import Acceptor
 from bot.jobs.deliver import RESULT_PATIENCE, Deliverer
 from bot.jobs.inputs import Inputs, check_options
 from bot.jobs.notify import Failures, StatusLines
+from bot.jobs.persist import persist
 from bot.jobs.queue import WorkQueue
-from bot.jobs.requests import AcceptResult, Requester
-from bot.jobs.run import OUTAGE_WAIT, SWEEP_INTERVAL, Workers
+from bot.jobs.requests import AcceptResult, JobSpec, Requester
+from bot.jobs.run import OUTAGE_WAIT, STUCK_AFTER, SWEEP_INTERVAL, Workers
 from bot.ports import Messenger
-from storage.models import Store
+from bot.texts import text
+from storage.models import Job, JobState, Store
+
+
+class CancelOutcome(StrEnum):
+    CANCELED = "canceled"  # refunded; it never reached DashScope
+    TOO_LATE = "too_late"  # a worker has it: it runs to its end
+    GONE = "gone"  # already delivered, failed or cancelled
 
 
 class JobService:
@@ -33,27 +44,33 @@ class JobService:
         outage_wait: float = OUTAGE_WAIT,
         sweep_interval: float = SWEEP_INTERVAL,
         task_patience: float = RESULT_PATIENCE,
+        budget_yuan: Decimal | None = None,
+        stuck_after: float = STUCK_AFTER,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         admins = frozenset(admin_ids)
+        self._store = store
+        self.alerts = AdminAlerts(store, messenger, admins)
         self.queue = WorkQueue(store)
         self.inputs = Inputs(messenger)
         self.status = StatusLines(messenger, self.queue, store, clock=clock)
-        self.failures = Failures(store, messenger, self.status, admins)
+        self.failures = Failures(store, messenger, self.status, admins, alerts=self.alerts)
         self.deliverer = Deliverer(store=store, client=client, messenger=messenger,
                                    status=self.status, failures=self.failures, admin_ids=admins,
                                    patience=task_patience)
         self.acceptor = Acceptor(store=store, messenger=messenger, inputs=self.inputs,
-                                 queue=self.queue, status=self.status)
+                                 queue=self.queue, status=self.status, alerts=self.alerts,
+                                 budget_yuan=budget_yuan)
         self.workers = Workers(store=store, client=client, queue=self.queue, inputs=self.inputs,
                                status=self.status, failures=self.failures,
-                               deliverer=self.deliverer, wanx_workers=wanx_workers,
-                               qwen_workers=qwen_workers, outage_wait=outage_wait,
-                               sweep_interval=sweep_interval)
+                               deliverer=self.deliverer, alerts=self.alerts,
+                               wanx_workers=wanx_workers, qwen_workers=qwen_workers,
+                               outage_wait=outage_wait, sweep_interval=sweep_interval,
+                               stuck_after=stuck_after)
 
-    async def start(self) -> None:
-        """Resume unfinished jobs and start the workers."""
-        await self.workers.start()
+    async def start(self) -> int:
+        """Resume unfinished jobs and start the workers; returns how many jobs were resumed."""
+        return await self.workers.start()
 
     async def stop(self) -> None:
         """Stop taking work; let deliveries under way finish; leave the rest resumable."""
@@ -70,6 +87,25 @@ class JobService:
     ) -> AcceptResult:
         """Check, reserve, persist and answer; see :mod:`bot.jobs.accept`."""
         return await self.acceptor.accept(who, parsed, input_file_id, mask_file_id)
+
+    async def cancel(self, job: Job) -> CancelOutcome:
+        """Cancel a job that still waits for a slot: refunded, never sent to DashScope.
+
+        A job a worker has taken may be on its way to DashScope already, and a submitted task
+        cannot be recalled: those are not cancelled.
+        """
+        current = await persist(lambda: self._store.get_job(job.id), f"job {job.id}")
+        if current.state.is_final:
+            return CancelOutcome.GONE
+        if current.state is not JobState.QUEUED or not self.queue.hold(job.id):
+            return CancelOutcome.TOO_LATE
+        try:  # held: no worker can take it meanwhile
+            await persist(lambda: self._store.mark_canceled(job.id), f"job {job.id}: canceled")
+        finally:
+            self.queue.release(job.id)
+        lang = JobSpec.of(current).lang
+        await self.status.show(current, text("cancelled_job", lang), force=True)
+        return CancelOutcome.CANCELED
 
     async def check_before_mask(self, parsed: ParsedCommand, input_file_id: str) -> None:
         """Options and base image of a masked request, checked before asking for the mask.

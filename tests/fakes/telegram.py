@@ -1097,6 +1097,8 @@ class FakeTelegram:
     ) -> None:
         """The next `times` calls of `method` (to `chat_id`, if given) fail with this error.
 
+        A call whose ``scope`` names a chat (setMyCommands) is to that chat.
+
         `method` may also be ``FakeTelegram.DOWNLOAD`` ("file"): the file download route.
         """
         self._faults.setdefault(method.lower(), []).append(
@@ -1122,7 +1124,9 @@ class FakeTelegram:
     def _take_fault(self, method: str, params: dict[str, Any]) -> BotApiError | None:
         faults = self._faults.get(method.lower(), [])
         for fault in faults:
-            if fault.chat_id is not None and str(params.get("chat_id")) != str(fault.chat_id):
+            scope = params.get("scope")
+            to = scope.get("chat_id") if isinstance(scope, dict) else params.get("chat_id")
+            if fault.chat_id is not None and str(to) != str(fault.chat_id):
                 continue
             fault.remaining -= 1
             if fault.remaining <= 0:
