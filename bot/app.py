@@ -35,9 +35,9 @@ from bot.services import SERVICES_KEY, BotApplication, BotContext, Services
 from bot.startup import ExitCode
 from bot.telegram_io import TelegramMessenger
 from bot.texts import Lang, render_error, text
-from handlers import access, admin, callbacks, edit, info, throttle
+from handlers import access, admin, albums, callbacks, edit, info, masks, throttle
 from handlers.common import HandledUpdates, language_of, track_user
-from handlers.filters import COMMAND_TEXT, IMAGE, NEW_MESSAGE, REPLIES_TO_IMAGE
+from handlers.filters import COMMAND_TEXT, IMAGE, IN_ALBUM, NEW_MESSAGE, REPLIES_TO_IMAGE
 from storage import Store, open_store
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,10 @@ def build_application(
         application.add_handler(
             CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE)
         )
+    # An album's images are gathered and handled together (handlers/albums.py).
+    application.add_handler(MessageHandler(
+        NEW_MESSAGE & IMAGE & IN_ALBUM, albums.on_album_part
+    ))
     application.add_handler(MessageHandler(NEW_MESSAGE & COMMAND_TEXT, edit.on_command))
     application.add_handler(MessageHandler(NEW_MESSAGE & IMAGE, edit.on_image))
     application.add_handler(MessageHandler(
@@ -112,12 +116,16 @@ def build_application(
     application.add_handler(MessageHandler(
         NEW_MESSAGE & filters.ChatType.PRIVATE & filters.TEXT, edit.on_private_text
     ))
+    application.add_handler(MessageHandler(
+        NEW_MESSAGE & filters.ChatType.GROUPS & filters.TEXT, masks.on_group_text
+    ))
     for route, pattern in (
         (callbacks.again, callback_data.Again.PATTERN),
         (callbacks.upscale, callback_data.Upscale.ROUTE),
         (callbacks.pick_action, callback_data.PickAction.PATTERN),
         (callbacks.pick_style, callback_data.PickStyle.PATTERN),
         (callbacks.cancel_job, callback_data.CancelJob.PATTERN),
+        (callbacks.mask_choice, callback_data.MaskChoice.PATTERN),
     ):
         application.add_handler(CallbackQueryHandler(route, pattern=pattern))
     application.add_handler(CallbackQueryHandler(callbacks.expired))

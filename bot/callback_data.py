@@ -9,7 +9,9 @@ messages live, so a change here would strand them.
   :class:`~bot.commands.Command` value (:class:`PickAction`);
 * ``pick:ls:<style>``: a style for /localstyle, a :class:`~bot.commands.LocalStyle` value
   (:class:`PickStyle`);
-* ``cancel:<job id>``: cancel a job still waiting for a slot (:class:`CancelJob`).
+* ``cancel:<job id>``: cancel a job still waiting for a slot (:class:`CancelJob`);
+* ``mask:use`` / ``mask:new``: /erase got a photo where a mask was awaited; use it as the mask,
+  or take it as a new photo (:class:`MaskChoice`).
 
 Reading is strict: numbers are plain ASCII digits with no sign, no leading zero, no ``_`` and no
 spaces (``int()`` would take all of those, and full-width digits too); a job id has 1 to 12
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar, Self, TypeAlias
 
 from bot.commands import Command, LocalStyle
@@ -184,16 +187,47 @@ class CancelJob:
         return None if match is None else cls(int(match["job"]))
 
 
-CallbackData: TypeAlias = Again | Upscale | PickAction | PickStyle | CancelJob
+class MaskAnswer(StrEnum):
+    USE = "use"  # the image is the mask after all
+    NEW = "new"  # it is a new photo: stop waiting for the mask
+
+
+@dataclass(frozen=True)
+class MaskChoice:
+    """``mask:<answer>``: what an image that does not look like a mask is (keyed by its keyboard
+    message, which the conversation names)."""
+
+    PATTERN: ClassVar[re.Pattern[str]] = _pattern(
+        rf"mask:(?P<answer>{_alternatives([a.value for a in MaskAnswer])})"
+    )
+
+    answer: MaskAnswer
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.answer, MaskAnswer):
+            raise TypeError(f"answer must be a MaskAnswer, got {self.answer!r}")
+
+    def encode(self) -> str:
+        return _checked(f"mask:{self.answer.value}")
+
+    @classmethod
+    def parse(cls, raw: str) -> Self | None:
+        match = cls.PATTERN.fullmatch(raw)
+        return None if match is None else cls(MaskAnswer(match["answer"]))
+
+
+CallbackData: TypeAlias = Again | Upscale | PickAction | PickStyle | CancelJob | MaskChoice
 
 KINDS: tuple[
-    type[Again], type[Upscale], type[PickAction], type[PickStyle], type[CancelJob]
+    type[Again], type[Upscale], type[PickAction], type[PickStyle], type[CancelJob],
+    type[MaskChoice],
 ] = (
     Again,
     Upscale,
     PickAction,
     PickStyle,
     CancelJob,
+    MaskChoice,
 )
 
 

@@ -466,6 +466,56 @@ def split_command(text: str, bot_username: str) -> tuple[Command, str] | None:
     return command, rest.strip()
 
 
+# Everyone's commands besides the edits (bot/app.py registers them); admin commands are not
+# suggested to people who cannot use them.
+INFO_COMMANDS = ("start", "help", "quota", "lang", "cancel", "id")
+KNOWN_COMMANDS = (*(c.value for c in Command), *INFO_COMMANDS)
+# A typo this many edits away (a swap of two letters counts as one) still names a command.
+SUGGEST_MAX_DISTANCE = 2
+# A prefix shorter than this (``/c``) could mean too many commands to name one.
+SUGGEST_MIN_PREFIX = 3
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Edits (insert, delete, replace, swap two neighbours) turning ``a`` into ``b``."""
+    before: list[int] | None = None
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if before is not None and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, before[j - 2] + 1)
+            current.append(cost)
+        before, previous = previous, current
+    return previous[-1]
+
+
+def suggest_command(name: str, known: tuple[str, ...] = KNOWN_COMMANDS) -> str | None:
+    """The known command an unknown ``name`` most likely meant (``stlye`` → ``style``), or None.
+
+    Close means within two edits (and fewer edits than letters typed), or one being the other's
+    start (``/upscal``, ``/helpme``) with at least three letters in common. The closest wins;
+    of equals, the first in ``known``.
+    """
+    name = name.lower().lstrip("/")
+    if not name or name in known:
+        return None
+    best: tuple[int, int, str] | None = None
+    for order, candidate in enumerate(known):
+        distance = _edit_distance(name, candidate)
+        prefix = min(len(name), len(candidate)) >= SUGGEST_MIN_PREFIX and (
+            candidate.startswith(name) or name.startswith(candidate)
+        )
+        if prefix:
+            distance = min(distance, 1)
+        elif distance > SUGGEST_MAX_DISTANCE or distance >= len(name):
+            continue
+        if best is None or (distance, order) < best[:2]:
+            best = (distance, order, candidate)
+    return best[2] if best else None
+
+
 # --- tokens ------------------------------------------------------------------------------------
 
 # A key of ASCII (or full-width) letters/underscores, or of Chinese characters, then = or ＝.

@@ -47,6 +47,8 @@ class Settings:
     # after which they may send one more (bot/flood.py).
     cheap_request_burst: int = 10
     cheap_request_interval: float = 0.5
+    # Seconds an album's parts are gathered after the last one arrived (bot/albums.py).
+    album_window_seconds: float = 1.0
     # How long start-up keeps trying Telegram (getMe) through network errors, timeouts and 5xx.
     telegram_startup_timeout: float = 120.0
     log_level: str = "INFO"
@@ -213,6 +215,9 @@ def load_settings(
         ),
         cheap_request_interval=_parse(
             env, "CHEAP_REQUEST_INTERVAL", defaults.cheap_request_interval, _positive_float
+        ),
+        album_window_seconds=_parse(
+            env, "ALBUM_WINDOW_SECONDS", defaults.album_window_seconds, _positive_float
         ),
         telegram_startup_timeout=_parse(
             env, "TELEGRAM_STARTUP_TIMEOUT", defaults.telegram_startup_timeout, _positive_float

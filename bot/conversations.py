@@ -84,6 +84,36 @@ class Pick:
 
 
 @dataclass(frozen=True)
+class MaskQuestion:
+    """An image that does not look like a mask came while one was awaited: its owner says
+    whether it is the mask or a new photo (a keyboard; kept as a pick of its own sort)."""
+
+    user_id: int
+    chat_id: int
+    file_id: str  # the image in question
+    message_id: int  # the message that carried it
+    # Kept as sent: it adds to the /erase prompt if the image is the mask, or is an /edit if it
+    # is a new photo, so it can only be parsed once the answer is known.
+    caption: str
+
+    def to_json(self) -> str:
+        return json.dumps({"question": "mask", "file_id": self.file_id,
+                           "message_id": self.message_id, "caption": self.caption})
+
+    @classmethod
+    def from_json(cls, user_id: int, chat_id: int, payload: str) -> MaskQuestion | None:
+        """The question, or None for a payload of another pick."""
+        data = json.loads(payload)
+        if data.get("question") != "mask":
+            return None
+        return cls(user_id, chat_id, data["file_id"], int(data["message_id"]), data["caption"])
+
+
+def _is_mask_question(payload: str) -> bool:
+    return bool(json.loads(payload).get("question") == "mask")
+
+
+@dataclass(frozen=True)
 class PendingCommand:
     """A command sent without a photo (from the menu, typed alone): the next photo runs it."""
 
@@ -136,13 +166,37 @@ class Conversations:
         """The choice behind a keyboard, if still open."""
         row = await self._store.get_conversation(ConversationKind.PICK, chat_id,
                                                  keyboard_message_id)
-        return Pick.from_json(row.user_id, chat_id, row.payload) if row else None
+        if row is None or _is_mask_question(row.payload):
+            return None
+        return Pick.from_json(row.user_id, chat_id, row.payload)
 
     async def take_pick(self, chat_id: int, keyboard_message_id: int) -> Pick | None:
         """Use the choice: it is gone afterwards, and of two presses at once only one gets it."""
         row = await self._store.end_conversation(ConversationKind.PICK, chat_id,
                                                  keyboard_message_id)
         return Pick.from_json(row.user_id, chat_id, row.payload) if row else None
+
+    async def put_mask_question(self, keyboard_message_id: int, question: MaskQuestion) -> None:
+        """Keep the question for as long as a mask wait lasts."""
+        await self._store.put_conversation(
+            ConversationKind.PICK, question.chat_id, keyboard_message_id,
+            user_id=question.user_id, payload=question.to_json(),
+            ttl_seconds=MASK_WAIT_SECONDS,
+        )
+
+    async def mask_question(self, chat_id: int, keyboard_message_id: int) -> MaskQuestion | None:
+        """The question behind a keyboard, if still open."""
+        row = await self._store.get_conversation(ConversationKind.PICK, chat_id,
+                                                 keyboard_message_id)
+        return MaskQuestion.from_json(row.user_id, chat_id, row.payload) if row else None
+
+    async def take_mask_question(
+        self, chat_id: int, keyboard_message_id: int
+    ) -> MaskQuestion | None:
+        """Answer the question: of two presses at once only one gets it."""
+        row = await self._store.end_conversation(ConversationKind.PICK, chat_id,
+                                                 keyboard_message_id)
+        return MaskQuestion.from_json(row.user_id, chat_id, row.payload) if row else None
 
     async def start_pending_command(self, pending: PendingCommand) -> None:
         """Wait for the person's next photo in the chat, replacing an earlier pending command."""

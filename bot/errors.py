@@ -117,6 +117,15 @@ class ImageError(BotError):
         return self.key
 
 
+class BannedError(BotError):
+    """An admin has banned the user: nothing they ask for runs."""
+
+    key = "banned"
+
+    def __init__(self) -> None:
+        super().__init__("the user is banned")
+
+
 # --- storage -----------------------------------------------------------------------------------
 
 

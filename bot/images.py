@@ -448,6 +448,35 @@ def prepare_mask(raw: bytes, size: tuple[int, int]) -> PreparedImage:
     return PreparedImage(data, "image/png", target_w, target_h)
 
 
+# A mask is almost only black and white; a photo has its pixels all over the grey scale. The
+# decision is made on a small grey copy, where JPEG noise and a mask's soft edges stay few.
+MASK_LIKE_SIDE = 64
+MASK_LIKE_NEAR = 24  # within this of 0 or 255 counts as black or white
+MASK_LIKE_SHARE = 0.9
+
+
+def looks_like_mask(raw: bytes) -> bool:
+    """Whether an image reads as a mask: real transparency (strokes on a clear sheet, as
+    :func:`prepare_mask` reads it), or at least 90% of its pixels near black or near white.
+
+    Lets /erase ask before a photo sent by mistake is thresholded into a mask and paid for.
+    Raises ``ImageError`` as :func:`prepare_mask` would for what is no image.
+    """
+    im, _ = _decode(raw)
+    im = _normalize(im)
+    if im.mode == "RGBA":
+        return True
+    im.thumbnail((MASK_LIKE_SIDE, MASK_LIKE_SIDE), Image.Resampling.NEAREST)
+    histogram = im.convert("L").histogram()
+    extremes = sum(histogram[:MASK_LIKE_NEAR + 1]) + sum(histogram[255 - MASK_LIKE_NEAR:])
+    return extremes >= MASK_LIKE_SHARE * sum(histogram)
+
+
+async def looks_like_mask_async(raw: bytes) -> bool:
+    """:func:`looks_like_mask` in a worker thread, off the event loop."""
+    return await asyncio.to_thread(looks_like_mask, raw)
+
+
 async def prepare_image_async(raw: bytes, model: Model) -> PreparedImage:
     """:func:`prepare_image` in a worker thread, off the event loop."""
     return await asyncio.to_thread(prepare_image, raw, model)

@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot.albums import AlbumCollector
 from bot.bailian import BailianClient
 from bot.config import Settings
 from bot.conversations import Conversations
@@ -30,8 +31,10 @@ class Services:
     conversations: Conversations
     bot_username: str
     cheap_limit: PerUserLimit = field(init=False)  # from the settings
+    albums: AlbumCollector = field(init=False)  # from the settings
 
     def __post_init__(self) -> None:
+        self.albums = AlbumCollector(self.settings.album_window_seconds)
         self.cheap_limit = PerUserLimit(burst=self.settings.cheap_request_burst,
                                         refill_seconds=self.settings.cheap_request_interval)
 

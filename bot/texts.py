@@ -275,6 +275,11 @@ CATALOGUE: dict[str, Text] = {
         "🕐 已排队（第 {position} 位）。完成后我会把图片回复给你。",
         "🕐 Queued, position {position}. I'll reply with the image when it's ready.",
     ),
+    # taken by a worker, waiting for one of DASHSCOPE_MAX_TASKS slots; {ahead} waited before it
+    "status_waiting_slot": Text(
+        "⏳ 正在等待空闲的处理名额（前面还有 {ahead} 个）…",
+        "⏳ Waiting for a free slot ({ahead} ahead)…",
+    ),
     "status_working": Text("🎨 正在处理…", "🎨 Working on it…"),
     "status_sending": Text("📤 正在发送…", "📤 Sending…"),
     "status_service_down": Text(
@@ -420,6 +425,7 @@ CATALOGUE: dict[str, Text] = {
         "本月剩余 {remaining} 张", "{remaining} {remaining:image|images} left this month"
     ),
     "caption_unlimited": Text("管理员不限额", "admin: unlimited"),
+    "caption_album": Text("相册 {n} 张", "album of {n} {n:image|images}"),
     "btn_again": Text("🔁 换个种子再来", "🔁 Again, new seed"),
     "btn_again_qwen": Text("🔁 再来一次", "🔁 Again"),  # /edit's model has no seed
     "btn_upscale": Text("🔍 放大这张", "🔍 Upscale this"),
@@ -442,9 +448,29 @@ CATALOGUE: dict[str, Text] = {
         "我不认识命令 {command}。发送 /help 查看全部命令。",
         "I don't know the command {command}. Send /help to see them all.",
     ),
+    "unknown_command_suggest": Text(
+        "没有 /{command} 这个命令。你是不是想用 /{suggestion}？",
+        "Unknown command /{command}. Did you mean /{suggestion}?",
+    ),
     "need_image": Text(
         "请把 /{command} 写在图片的说明文字里发送，或者回复一张图片发送这条命令。",
         "Send /{command} as the caption of a photo, or reply to a photo with it.",
+    ),
+    # --- albums (handlers/albums.py) -------------------------------------------------------
+    "album_no_command": Text(
+        "要处理整个相册，请把命令写在相册的说明里，例如 /colorize；"
+        "也可以逐张发送图片，我会问你要做什么。",
+        "To edit a whole album, write the command in its caption, e.g. /colorize; or send the "
+        "images one at a time and I will ask what to do with each.",
+    ),
+    "album_unsupported": Text(
+        "这个请求不能用于相册（它需要进一步选择，或每张图片要生成多张结果）。请配单张图片发送。",
+        "This request cannot run on an album (it needs a further choice, or several results "
+        "per image): send it with a single image.",
+    ),
+    "album_too_many": Text(
+        "一个相册最多处理 {max} 张图片：只处理前 {max} 张。",
+        "An album is edited up to {max} {max:image|images}: only the first {max} are edited.",
     ),
     "private_hint": Text(
         "发给我一张图片，在说明里写上要做什么（例如“把天空变成晚霞”），或者用 /help 查看命令。",
@@ -474,6 +500,22 @@ CATALOGUE: dict[str, Text] = {
         "<b>white</b> = the area to change, <b>black</b> = keep. Only the requester's image "
         "counts as the mask. Send /cancel to stop.",
     ),
+    "mask_question": Text(
+        "这张图片看起来像照片，不像蒙版（蒙版只有黑白两色：白色 = 要修改的区域，黑色 = 保持不变）。"
+        "要把它当作蒙版，还是这是一张新照片？",
+        "This looks like a photo, not a mask (a mask is black and white: white = the area to "
+        "change, black = keep). Use it as the mask anyway, or is it a new photo?",
+    ),
+    "btn_mask_use": Text("当作蒙版", "Use as mask"),
+    "btn_mask_new": Text("这是新照片", "It's a new photo"),
+    "mask_wait_ended": Text(
+        "不再等待 /{command} 的蒙版。",
+        "No longer waiting for the mask for /{command}.",
+    ),
+    "mask_still_waiting": Text(
+        "还在等待 /{command} 的蒙版：请发送蒙版图片，或发送 /cancel 取消。",
+        "Still waiting for the mask for /{command}: send the mask image, or /cancel to stop.",
+    ),
     "mask_retry": Text("请再发送一张蒙版，或发送 /cancel 取消。", "Send another mask, or /cancel."),
     "pick_style": Text("选择一种局部风格：", "Pick a local style:"),
     "pick_action": Text(
@@ -486,6 +528,12 @@ CATALOGUE: dict[str, Text] = {
     "button_expired": Text("这个按钮已失效。", "This button has expired."),
     "not_your_button": Text("这个按钮属于别人的请求。", "This button belongs to someone else's request."),
     "button_started": Text("好的，开始处理。", "On it."),
+    # a second press of "Again" or "Upscale" while the first one's image is still being made
+    "button_already_running": Text(
+        "已经在处理中：上一次点击的图片还在制作，完成后会发给你。",
+        "Already running: the image from your last press is still being made and will reach "
+        "you when done.",
+    ),
     "cancelled": Text("已取消，不再等待蒙版。", "Cancelled: no longer waiting for a mask."),
     "nothing_to_cancel": Text("没有需要取消的操作。", "There is nothing to cancel."),
     "cancelled_command": Text(
@@ -612,6 +660,15 @@ CATALOGUE: dict[str, Text] = {
     "menu_unban": Text("管理：解除禁用", "Admin: unban a user"),
     "menu_usage": Text("管理：用量与估算费用", "Admin: usage and estimated cost"),
     "menu_queue": Text("管理：排队中和处理中的任务", "Admin: queued and running jobs"),
+    "start": Text(
+        "你好！我用阿里云百炼模型编辑照片：换背景、改风格、去水印、放大、上色等。\n"
+        "例如发送一张照片，说明写 <code>/edit 把天空换成晚霞</code>。\n"
+        "现在就发一张照片给我吧。全部命令见 /help。",
+        "Hello! I edit photos with Alibaba Cloud Bailian models: new backgrounds, styles, "
+        "watermark removal, upscaling, colour.\n"
+        "For example, send a photo captioned <code>/edit make the sky a sunset</code>.\n"
+        "Send me a photo to begin. All the commands: /help.",
+    ),
     "help": Text(
         "我用阿里云百炼模型编辑你的照片。\n"
         "<b>用法</b>：发送图片并在说明里写命令，或回复一张图片发送命令。私聊时直接发图并写描述即等于 /edit。\n\n"

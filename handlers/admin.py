@@ -12,7 +12,7 @@ from bot.alerts import percent_of, yuan
 from bot.services import BotContext
 from bot.texts import Lang, text
 from handlers.common import language_of, reply
-from storage.models import User
+from storage.models import User, placeholder_name
 
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 MAX_ADMIN_IMAGES = 1_000_000
@@ -98,6 +98,8 @@ def _is_int(token: str) -> bool:
 
 
 def _who(user: User) -> str:
+    if not user.username and user.display_name == placeholder_name(user.user_id):
+        return f"<code>{user.user_id}</code>"  # never wrote: the id is all we know
     name = f"@{user.username}" if user.username else user.display_name
     return f"{html.escape(name)} (<code>{user.user_id}</code>)"
 

@@ -1,4 +1,5 @@
-"""Inline-keyboard presses: run again, upscale a result, pick an action or a style.
+"""Inline-keyboard presses: run again, upscale a result, pick an action or a style, say
+whether an image sent during a mask wait is the mask.
 
 Each kind of button has its own route in ``bot.app.build_application`` (by the patterns of
 ``bot.callback_data``); anything else is an expired or forged button.
@@ -11,15 +12,32 @@ import logging
 from telegram import CallbackQuery, Update
 from telegram.error import BadRequest
 
-from bot.callback_data import Again, CancelJob, PickAction, PickStyle, Upscale
+from bot.callback_data import (
+    Again,
+    CancelJob,
+    MaskAnswer,
+    MaskChoice,
+    PickAction,
+    PickStyle,
+    Upscale,
+)
 from bot.commands import Command, ParsedCommand, parse_command
 from bot.conversations import Pick
 from bot.errors import CommandParseError, JobNotFoundError
-from bot.jobs import CancelOutcome, JobSpec, Requester, new_seed
+from bot.jobs import (
+    Accepted,
+    CancelOutcome,
+    JobSpec,
+    Press,
+    PressKind,
+    Requester,
+    new_seed,
+)
 from bot.services import BotContext
 from bot.texts import Lang, render_error, text
 from handlers.common import ImageRef, is_group, language_of
-from handlers.edit import run_command
+from handlers.edit import new_photo, run_command
+from handlers.masks import take_mask
 from storage.models import Job
 
 logger = logging.getLogger(__name__)
@@ -43,12 +61,10 @@ async def again(update: Update, context: BotContext) -> None:
     job = await _owned_job(update, context, press.job_id, lang)
     if job is None:
         return
-    await _answer(query, text("button_started", lang))
     who = _requester(update, context, job.chat_id, job.request_message_id, lang)
-    await context.services.jobs.accept(
-        who, JobSpec.of(job).parsed.with_seed(new_seed()), job.input_file_id,
-        mask_file_id=job.mask_file_id,
-    )
+    await _order(query, context, Press(PressKind.AGAIN, job.id, 0, who.user_id), who,
+                 JobSpec.of(job).parsed.with_seed(new_seed()), job.input_file_id,
+                 mask_file_id=job.mask_file_id)
 
 
 async def upscale(update: Update, context: BotContext) -> None:
@@ -68,10 +84,10 @@ async def upscale(update: Update, context: BotContext) -> None:
     ):
         await _answer(query, text("button_expired", lang), show_alert=True)
         return
-    await _answer(query, text("button_started", lang))
     who = _requester(update, context, job.chat_id, job.request_message_id, lang)
     parsed = ParsedCommand(command=Command.UPSCALE, prompt="", upscale_factor=2)
-    await context.services.jobs.accept(who, parsed, job.result_file_ids[press.index])
+    await _order(query, context, Press(PressKind.UPSCALE, job.id, press.index, who.user_id),
+                 who, parsed, job.result_file_ids[press.index])
 
 
 async def pick_action(update: Update, context: BotContext) -> None:
@@ -131,11 +147,81 @@ async def cancel_job(update: Update, context: BotContext) -> None:
         await _answer(query, text("button_expired", lang), show_alert=True)
 
 
+async def mask_choice(update: Update, context: BotContext) -> None:
+    """The answer to "a mask, or a new photo?" asked about an image sent during a mask wait."""
+    query, data = _query(update)
+    press = MaskChoice.parse(data)
+    user = update.effective_user
+    message = query.message
+    if press is None or user is None or message is None:
+        await expired(update, context)
+        return
+    lang = await language_of(update, context)
+    conversations = context.services.conversations
+    chat_id = message.chat.id
+    question = await conversations.mask_question(chat_id, message.message_id)
+    if question is None:
+        await _answer(query, text("button_expired", lang), show_alert=True)
+        return
+    if question.user_id != user.id:
+        await _answer(query, text("not_your_button", lang), show_alert=True)
+        return
+    wait = await conversations.mask_wait(chat_id, user.id)
+    if (press.answer is MaskAnswer.USE and wait is None) or (
+        await conversations.take_mask_question(chat_id, message.message_id) is None
+    ):
+        await _answer(query, text("button_expired", lang), show_alert=True)  # gone, or twice
+        return
+    await _answer(query)
+    label = text("btn_mask_use" if press.answer is MaskAnswer.USE else "btn_mask_new", lang)
+    await context.services.messenger.edit_text(chat_id, message.message_id,
+                                               text("picked", lang, choice=label))
+    who = _requester(update, context, chat_id, question.message_id, lang)
+    image = ImageRef(question.file_id, question.message_id)
+    if press.answer is MaskAnswer.USE:
+        assert wait is not None
+        await take_mask(context, who, wait, image, question.caption, ask_if_photo=False)
+        return
+    if wait is not None and await conversations.end_mask_wait(chat_id, user.id):
+        await context.services.messenger.send_text(
+            chat_id, text("mask_wait_ended", lang, command=wait.parsed.command.value),
+            reply_to=question.message_id,
+        )
+    await new_photo(context, who, image, question.caption)
+
+
 async def expired(update: Update, context: BotContext) -> None:
     """Any other button: from an older version of the bot, or forged."""
     query, _ = _query(update)
     await _answer(query, text("button_expired", await language_of(update, context)),
                   show_alert=True)
+
+
+async def _order(
+    query: CallbackQuery, context: BotContext, press: Press, who: Requester,
+    parsed: ParsedCommand, input_file_id: str, *, mask_file_id: str | None = None,
+) -> None:
+    """A result button's job: the press is answered first, "On it" only if the job will run.
+
+    A refusal (ban, quota, spend cap) is the answer itself, as an alert, and nothing else is
+    said; a press while the job an earlier press of the button made still runs makes nothing.
+    """
+    jobs = context.services.jobs
+    if not await jobs.presses.begin(press):
+        await _answer(query, text("button_already_running", who.lang), show_alert=True)
+        return
+    made = None
+    try:
+        refusal = await jobs.precheck(who, parsed)
+        if refusal is not None:
+            await _answer(query, render_error(refusal, who.lang), show_alert=True)
+            return
+        await _answer(query, text("button_started", who.lang))
+        result = await jobs.accept(who, parsed, input_file_id, mask_file_id=mask_file_id)
+        if isinstance(result, Accepted):
+            made = result.job.id
+    finally:
+        jobs.presses.made(press, made)
 
 
 async def _owned_job(update: Update, context: BotContext, job_id: int, lang: Lang) -> Job | None:

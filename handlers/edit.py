@@ -17,6 +17,7 @@ from bot.commands import (
     command_name,
     parse_command,
     split_command,
+    suggest_command,
 )
 from bot.conversations import PendingCommand, Pick
 from bot.errors import CommandParseError
@@ -25,7 +26,7 @@ from bot.ports import Button, Keyboard
 from bot.services import BotContext
 from bot.texts import render_error, text
 from handlers.common import ImageRef, image_of, looks_like_image, reply, requester
-from handlers.masks import ask_for_mask, mask_received
+from handlers.masks import ask_for_mask, end_wait_for_command, mask_received, still_waiting
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,16 @@ async def on_command(update: Update, context: BotContext) -> None:
         ):
             who = await requester(update, context, message)
             name = command_name(content)
+            suggestion = suggest_command(name) if name else None
+            if name and suggestion:
+                await reply(message, context, text("unknown_command_suggest", who.lang,
+                                                   command=html.escape(name),
+                                                   suggestion=suggestion))
+                return
             await reply(message, context, text("unknown_command", who.lang,
                                                command=html.escape(name or content[:32])))
         return
+    await end_wait_for_command(update, context, message)  # a new command: the mask is not coming
     source = image_of(message) or image_of(message.reply_to_message)
     who = await requester(update, context, message)
     if source is None:
@@ -118,6 +126,8 @@ async def on_reply_text(update: Update, context: BotContext) -> None:
         words, named = _without_mention(words, context.services.bot_username)
         if not named:
             return  # group talk about a photo, not a request to the bot
+    if await still_waiting(update, context, message):
+        return
     who = await requester(update, context, message)
     if not words.strip():
         await reply(message, context, text("private_hint", who.lang))
@@ -142,6 +152,8 @@ async def on_private_text(update: Update, context: BotContext) -> None:
     """Plain text in a private chat: how to ask for an edit."""
     message = update.message
     assert message is not None
+    if await still_waiting(update, context, message):
+        return
     who = await requester(update, context, message)
     await reply(message, context, text("private_hint", who.lang))
 
@@ -152,6 +164,24 @@ def _addressed_to_us(content: str, bot_username: str, private: bool) -> bool:
     if "@" in first:
         return first.split("@", 1)[1].lower() == bot_username.lower()
     return private
+
+
+async def new_photo(context: BotContext, who: Requester, image: ImageRef, caption: str) -> None:
+    """An image the person says is a new photo (not the mask /erase waits for): in a private
+    chat its caption is an /edit, no caption gets the actions keyboard; groups need a command."""
+    if who.is_group:
+        return
+    if not caption.strip():
+        await offer_actions(context, who, image)
+        return
+    try:
+        parsed = parse_command(f"/edit {caption}", context.services.bot_username)
+    except CommandParseError as exc:
+        await context.services.messenger.send_text(who.chat_id, render_error(exc, who.lang),
+                                                   reply_to=who.message_id)
+        return
+    assert parsed is not None
+    await run_command(context, who, parsed, image)
 
 
 async def run_command(

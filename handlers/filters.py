@@ -37,7 +37,15 @@ class _RepliesToImage(filters.MessageFilter):
         return image_of(message.reply_to_message) is not None
 
 
+class _InAlbum(filters.MessageFilter):
+    """Part of an album (a media group): Telegram sends each of its images on its own."""
+
+    def filter(self, message: Message) -> bool:
+        return message.media_group_id is not None
+
+
 FROM_PERSON = _FromPerson(name="FROM_PERSON")
+IN_ALBUM = _InAlbum(name="IN_ALBUM")
 REPLIES_TO_IMAGE = _RepliesToImage(name="REPLIES_TO_IMAGE")
 COMMAND_TEXT = _CommandText(name="COMMAND_TEXT")
 IMAGE = _Image(name="IMAGE")

@@ -12,8 +12,11 @@ from storage.models import next_month_start
 
 
 async def start(update: Update, context: BotContext) -> None:
-    """Greet and explain: the same as /help."""
-    await help_command(update, context)
+    """A short welcome: what the bot does, one example, send a photo (/help has the rest)."""
+    message = update.effective_message
+    if message is None:
+        return
+    await reply(message, context, text("start", await language_of(update, context)))
 
 
 async def help_command(update: Update, context: BotContext) -> None:

@@ -192,12 +192,20 @@ V5_STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX conversations_expires_at ON conversations (expires_at)",
 )
 
+V6_STATEMENTS: tuple[str, ...] = (
+    # The jobs of one album (a media group run with one command) share the first job's id, so
+    # their results go back together.
+    "ALTER TABLE jobs ADD COLUMN album_id INTEGER",
+    "CREATE INDEX jobs_album_id ON jobs (album_id) WHERE album_id IS NOT NULL",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "users, monthly usage, jobs, audit log", V1_STATEMENTS),
     Migration(2, "settings table, index for the monthly report", V2_STATEMENTS),
     Migration(3, "conversations table; delivered file ids on jobs", V3_STATEMENTS),
     Migration(4, "update ids on jobs and audit; handled updates", V4_STATEMENTS),
     Migration(5, "conversations may be pending commands", V5_STATEMENTS),
+    Migration(6, "album ids on jobs", V6_STATEMENTS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -44,6 +45,11 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.FAILED: frozenset(),
     JobState.CANCELED: frozenset(),
 }
+
+
+def placeholder_name(user_id: int) -> str:
+    """The display name of a user an admin named by id before they ever wrote."""
+    return f"user {user_id}"
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,8 @@ class Job:
     created_at: datetime
     updated_at: datetime
     update_id: int | None = None  # the Telegram update that asked for it
+    # The first job's id for each job of an album (create_album_jobs); None: a job on its own.
+    album_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +268,20 @@ class Store(Protocol):
         self, job: NewJob, *, budget_yuan: Decimal | None = None
     ) -> JobCreation:
         """:meth:`create_job`, telling whether the job was created or replayed."""
+        ...
+
+    async def create_album_jobs(
+        self, jobs: Sequence[NewJob], *, budget_yuan: Decimal | None = None
+    ) -> tuple[JobCreation, ...]:
+        """:meth:`create_job` for every image of an album at once, in one transaction: all are
+        reserved and inserted, sharing an ``album_id``, or none (QuotaExceededError and
+        BudgetExceededError count the whole album). If any of their update ids already has a
+        job, the album was created before: its jobs are returned, replayed, nothing reserved.
+        """
+        ...
+
+    async def album_jobs(self, album_id: int) -> list[Job]:
+        """The jobs of an album, in the album's order."""
         ...
 
     async def estimated_spend(self, month: str | None = None) -> Decimal:

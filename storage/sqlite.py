@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -49,6 +49,7 @@ from storage.models import (
     UsageReport,
     User,
     next_month_start,
+    placeholder_name,
 )
 from storage.pricing import FREE_IMAGES_PER_MONTH, check_budget, estimated_cost
 
@@ -119,6 +120,7 @@ def _job(row: aiosqlite.Row) -> Job:
         created_at=_from_text(row["created_at"]),
         updated_at=_from_text(row["updated_at"]),
         update_id=row["update_id"],
+        album_id=row["album_id"],
     )
 
 
@@ -462,7 +464,7 @@ class SqliteStore:
             await tx.run(
                 "INSERT INTO users (user_id, display_name, created_at, last_seen_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING",
-                (user_id, f"user {user_id}", now, now),
+                (user_id, placeholder_name(user_id), now, now),
             )
             return _user(await self._require_user(tx, user_id))
 
@@ -634,17 +636,71 @@ class SqliteStore:
                 check_budget(month=month, spent=await self._spend(tx, month), model=job.model,
                              images=n, budget=budget_yuan)
             await self._add_usage(tx, job.user_id, month, reserved=n)
-            stamp = _to_text(now)
-            job_id = await tx.insert(
-                "INSERT INTO jobs (user_id, chat_id, request_message_id, command, model,"
-                " function, spec_json, input_file_id, mask_file_id, state, quota_month,"
-                " images_requested, reservation_open, created_at, updated_at, update_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                (job.user_id, job.chat_id, job.request_message_id, job.command, job.model,
-                 job.function, job.spec_json, job.input_file_id, job.mask_file_id,
-                 JobState.QUEUED.value, month, n, stamp, stamp, job.update_id),
-            )
+            job_id = await self._insert_job(tx, job, month, _to_text(now))
             return JobCreation(_job(await self._job_row(tx, job_id)), replayed=False)
+
+    @staticmethod
+    async def _insert_job(tx: _Tx, job: NewJob, month: str, stamp: str) -> int:
+        return await tx.insert(
+            "INSERT INTO jobs (user_id, chat_id, request_message_id, command, model,"
+            " function, spec_json, input_file_id, mask_file_id, state, quota_month,"
+            " images_requested, reservation_open, created_at, updated_at, update_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            (job.user_id, job.chat_id, job.request_message_id, job.command, job.model,
+             job.function, job.spec_json, job.input_file_id, job.mask_file_id,
+             JobState.QUEUED.value, month, job.images_requested, stamp, stamp, job.update_id),
+        )
+
+    async def create_album_jobs(
+        self, jobs: Sequence[NewJob], *, budget_yuan: Decimal | None = None
+    ) -> tuple[JobCreation, ...]:
+        """Every image of an album reserved and inserted in one transaction, or none.
+
+        The quota and the spend cap are checked for the album's total; each job keeps its own
+        part's update id, and a replay of any of them returns the whole album.
+        """
+        if not jobs:
+            raise ValueError("an album needs at least one job")
+        if any(job.images_requested < 1 for job in jobs):
+            raise ValueError("images_requested must be at least 1")
+        first, total = jobs[0], sum(job.images_requested for job in jobs)
+        now = self._now()
+        month = self.current_month(now)
+        async with self._transaction(write=True) as tx:
+            for job in jobs:
+                earlier = await self._row_of_update(tx, "jobs", job.update_id)
+                if earlier is None:
+                    continue
+                rows = [earlier] if earlier["album_id"] is None else await tx.all(
+                    "SELECT * FROM jobs WHERE album_id = ? ORDER BY id", (earlier["album_id"],)
+                )
+                return tuple(JobCreation(_job(row), replayed=True) for row in rows)
+            quota = await self._known_quota(tx, first.user_id, month)
+            if not first.unlimited and (
+                quota.used + quota.reserved + total > quota.limit + quota.granted
+            ):
+                raise QuotaExceededError(quota.remaining, total,
+                                         limit=quota.limit + quota.granted,
+                                         resets_on=next_month_start(month))
+            if budget_yuan is not None:
+                check_budget(month=month, spent=await self._spend(tx, month),
+                             model=first.model, images=total, budget=budget_yuan)
+            await self._add_usage(tx, first.user_id, month, reserved=total)
+            stamp = _to_text(now)
+            ids = [await self._insert_job(tx, job, month, stamp) for job in jobs]
+            await tx.run(
+                f"UPDATE jobs SET album_id = ? WHERE id IN ({', '.join('?' * len(ids))})",
+                (ids[0], *ids),
+            )
+            rows = [await self._job_row(tx, job_id) for job_id in ids]
+            return tuple(JobCreation(_job(row), replayed=False) for row in rows)
+
+    async def album_jobs(self, album_id: int) -> list[Job]:
+        """The jobs of an album, in the album's order."""
+        async with self._transaction(write=False) as tx:
+            rows = await tx.all("SELECT * FROM jobs WHERE album_id = ? ORDER BY id",
+                                (album_id,))
+        return [_job(row) for row in rows]
 
     @staticmethod
     async def _spend(tx: _Tx, month: str) -> Decimal:

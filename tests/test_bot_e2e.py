@@ -24,13 +24,13 @@ async def quota_used(harness: Harness, user_id: int) -> tuple[int, int]:
     return status.used, status.reserved
 
 
-async def test_start_shows_help_in_the_users_language(harness: Harness) -> None:
+async def test_start_welcomes_and_help_explains_in_the_users_language(harness: Harness) -> None:
     tg = harness.telegram
     alice = harness.user(1, "Alice", language_code="en")
     li = harness.user(2, "李", language_code="zh-hans")
     start = tg.send_text(alice, tg.private_chat(alice), "/start")
     call = await harness.reply_to(start)
-    assert "/erase" in call.params["text"] and "mask" in call.params["text"]
+    assert "Send me a photo" in call.params["text"] and "/help" in call.params["text"]
     start_zh = tg.send_text(li, tg.private_chat(li), "/help")
     call = await harness.reply_to(start_zh)
     assert "蒙版" in call.params["text"]

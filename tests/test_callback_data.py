@@ -15,6 +15,8 @@ from bot.callback_data import (
     MAX_RESULT_INDEX,
     Again,
     CallbackData,
+    MaskAnswer,
+    MaskChoice,
     PickAction,
     PickStyle,
     Upscale,
@@ -32,6 +34,8 @@ WIRE: list[tuple[CallbackData, str]] = [
     (Upscale(123456, 99), "up:123456:99"),
     *((PickAction(c), f"pick:{c.value}") for c in Command),
     *((PickStyle(s), f"pick:ls:{s.value}") for s in LocalStyle),
+    (MaskChoice(MaskAnswer.USE), "mask:use"),
+    (MaskChoice(MaskAnswer.NEW), "mask:new"),
 ]
 
 REFUSED = [
@@ -89,6 +93,12 @@ REFUSED = [
     "pick:ls:edit",
     "pick:ice",
     "unknown:1",
+    "mask:",
+    "mask:USE",
+    "mask:use ",
+    "mask:use\n",
+    "mask:used",
+    "mask:new:1",
 ]
 
 

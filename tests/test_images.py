@@ -9,6 +9,7 @@ import string
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from io import BytesIO
 
 import pytest
@@ -30,6 +31,8 @@ from bot.images import (
     expand_scales_for_ratio,
     fits_telegram_photo,
     image_info,
+    looks_like_mask,
+    looks_like_mask_async,
     prepare_image,
     prepare_image_async,
     prepare_mask,
@@ -613,3 +616,62 @@ def test_every_catalogue_entry_has_both_languages_with_the_same_placeholders() -
 )
 def test_every_image_error_key_is_in_the_catalogue(key: str) -> None:
     assert key in CATALOGUE
+
+
+# --- does it look like a mask? -----------------------------------------------------------------
+
+
+def _encoded(im: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
+    buffer = BytesIO()
+    im.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _black_with_white_box(mode: str = "L") -> Image.Image:
+    im = Image.new(mode, (640, 480), 0)
+    ImageDraw.Draw(im).ellipse((100, 80, 400, 300), fill=255 if mode == "L" else (255,) * 3)
+    return im
+
+
+def _photo_like(seed: int = 1) -> Image.Image:
+    """Colours and greys all over the scale, as in a photo."""
+    rng = random.Random(seed)
+    im = Image.new("RGB", (320, 240))
+    im.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256))
+                for _ in range(320 * 240)])
+    return im
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: _encoded(_black_with_white_box()), True),
+        (lambda: _encoded(_black_with_white_box("RGB"), "JPEG", quality=70), True),  # artefacts
+        (lambda: _encoded(Image.new("L", (300, 200), 255)), True),  # all white: edit everything
+        (lambda: _encoded(_photo_like()), False),
+        (lambda: _encoded(_photo_like(2), "JPEG", quality=85), False),
+        (lambda: _encoded(Image.new("RGB", (640, 480), (40, 120, 200)), "JPEG"), False),
+        (lambda: _encoded(Image.linear_gradient("L").resize((400, 300))), False),  # grey ramp
+    ],
+    ids=["mask-png", "mask-jpeg", "all-white", "noise-png", "noise-jpeg", "flat-blue", "ramp"],
+)
+def test_looks_like_mask_tells_masks_from_photos(make: Callable[[], bytes],
+                                                 expected: bool) -> None:
+    assert looks_like_mask(make()) is expected
+
+
+def test_strokes_on_a_transparent_sheet_are_a_mask() -> None:
+    sheet = Image.new("RGBA", (640, 480), (0, 0, 0, 0))
+    ImageDraw.Draw(sheet).line((50, 50, 500, 400), fill=(220, 30, 30, 255), width=40)
+    assert looks_like_mask(_encoded(sheet))
+
+
+def test_looks_like_mask_refuses_what_is_no_image() -> None:
+    with pytest.raises(ImageError) as caught:
+        looks_like_mask(b"not an image at all")
+    assert caught.value.key == "image_not_image"
+
+
+async def test_looks_like_mask_async_agrees() -> None:
+    assert await looks_like_mask_async(_encoded(_black_with_white_box()))
+    assert not await looks_like_mask_async(_encoded(_photo_like()))

@@ -31,7 +31,7 @@ from tests.harness import (
 pytestmark = pytest.mark.slow
 
 STRANGER = 4242  # never wrote to the bot before the admin names them
-PLACEHOLDER = f"user {STRANGER} (<code>{STRANGER}</code>)"  # how admins see them until then
+PLACEHOLDER = f"<code>{STRANGER}</code>"  # how admins see them until then: the id alone
 EN, ZH = Lang.EN, Lang.ZH
 
 

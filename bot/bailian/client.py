@@ -103,6 +103,14 @@ def _with_patience(policy: PollPolicy, patience: float | None) -> PollPolicy:
     return policy if patience is None else replace(policy, patience=patience)
 
 
+async def _courtesy(telling: Awaitable[None], what: str) -> None:
+    """Telling the caller something is a courtesy: it must never stop the work."""
+    try:
+        await telling
+    except Exception:
+        log.exception("could not tell about %s", what)
+
+
 class BailianClient:
     """Talks to DashScope within the configured QPS and in-progress limits."""
 
@@ -141,14 +149,28 @@ class BailianClient:
 
     # --- the public API ------------------------------------------------------------------------
 
-    async def submit(self, request: EditRequest) -> str:
-        """Validate, wait for a slot and the QPS budget, create the task; returns its id."""
+    async def submit(
+        self, request: EditRequest, *,
+        on_wait: Callable[[int], Awaitable[None]] | None = None,
+        on_slot: Callable[[], Awaitable[None]] | None = None,
+    ) -> str:
+        """Validate, wait for a slot and the QPS budget, create the task; returns its id.
+
+        So the caller can say where the request is: ``on_wait(ahead)`` is awaited if the slot
+        must be waited for (``ahead``: submits and resumed tasks in line before it), ``on_slot()``
+        once the slot is granted. What they raise is logged, never passed on.
+        """
         if request.model is not Model.WANX_IMAGE_EDIT:
             raise RequestValidationError("model", "submit() takes wanx2.1-imageedit requests")
         validate_request(request)
         body = build_wanx_body(request)
-        await self.slots.acquire()
+        await self.slots.acquire(
+            None if on_wait is None
+            else lambda ahead: _courtesy(on_wait(ahead), "the wait for a slot")
+        )
         try:
+            if on_slot is not None:
+                await _courtesy(on_slot(), "the granted slot")
             task_id, sent_at = await call_with_retries(
                 lambda: self._submit_once(body), self._retry, what="submit"
             )

@@ -12,7 +12,7 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import IntEnum
 
 # Sent and received times differ by a few milliseconds of jitter (a new connection, the event
@@ -187,19 +187,33 @@ class SlotQueue:
     def waiting(self) -> int:
         return sum(1 for f in self._waiters if not f.done())
 
-    async def acquire(self) -> None:
-        """Take a slot, waiting behind everyone who asked earlier."""
-        if self.in_use < self.capacity and not any(not f.done() for f in self._waiters):
+    @property
+    def free(self) -> bool:
+        """Whether an acquire now would get a slot without waiting."""
+        return self.in_use < self.capacity and self.waiting == 0
+
+    async def acquire(self, on_wait: Callable[[int], Awaitable[None]] | None = None) -> None:
+        """Take a slot, waiting behind everyone who asked earlier.
+
+        ``on_wait(ahead)`` is awaited when a wait starts (already in line, so nobody passes
+        meanwhile), with the number of waiters ahead of this one.
+        """
+        if self.free:
             self._take()
             return
+        ahead = self.waiting
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         try:
+            if on_wait is not None:
+                await on_wait(ahead)
             await future
-        except asyncio.CancelledError:
+        except BaseException:
             if future.done() and not future.cancelled():
                 # The slot was handed to us as we were cancelled: pass it on.
                 self.release()
+            else:
+                future.cancel()  # out of the line (release skips it)
             raise
 
     def release(self) -> None:

@@ -19,15 +19,26 @@ from the state it was left in.
 """
 
 from bot.jobs.accept import new_seed
-from bot.jobs.requests import Accepted, AcceptResult, JobSpec, Refused, Requester
+from bot.jobs.presses import Press, PressKind
+from bot.jobs.requests import (
+    Accepted,
+    AcceptResult,
+    AlbumImage,
+    JobSpec,
+    Refused,
+    Requester,
+)
 from bot.jobs.service import CancelOutcome, JobService
 
 __all__ = [
     "AcceptResult",
     "Accepted",
+    "AlbumImage",
     "CancelOutcome",
     "JobService",
     "JobSpec",
+    "Press",
+    "PressKind",
     "Refused",
     "Requester",
     "new_seed",

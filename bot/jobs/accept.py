@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 from bot.alerts import AdminAlerts
@@ -24,6 +25,7 @@ from bot.api_limits import MAX_SEED
 from bot.bailian.models import Model
 from bot.commands import ParsedCommand
 from bot.errors import (
+    BannedError,
     BotError,
     BudgetExceededError,
     DeliveryError,
@@ -35,10 +37,17 @@ from bot.jobs.inputs import Inputs
 from bot.jobs.notify import StatusLines
 from bot.jobs.persist import persist
 from bot.jobs.queue import WorkQueue
-from bot.jobs.requests import Accepted, AcceptResult, JobSpec, Refused, Requester
+from bot.jobs.requests import (
+    Accepted,
+    AcceptResult,
+    AlbumImage,
+    JobSpec,
+    Refused,
+    Requester,
+)
 from bot.ports import Messenger
 from bot.texts import render_error, text
-from storage.models import NewJob, Store
+from storage.models import Job, NewJob, Store, next_month_start
 from storage.pricing import check_budget
 
 logger = logging.getLogger(__name__)
@@ -67,11 +76,12 @@ class Acceptor:
         mask_file_id: str | None = None,
     ) -> AcceptResult:
         """Check, prepare, reserve, persist, answer: the job is then durable and queued."""
-        user = await self._store.get_user(who.user_id)
-        if user is not None and user.banned and not who.is_admin:
-            return await self._refuse(who, text("banned", who.lang))
+        # The quota is left to the reservation's transaction, which knows the job of an update
+        # Telegram sent again; a first look here would refuse that copy at the quota's edge.
+        refusal = await self.precheck(who, parsed, quota=False)
+        if refusal is not None:
+            return await self._refuse(who, render_error(refusal, who.lang))
         try:
-            await self._check_budget(parsed)
             await self._inputs.check(parsed, input_file_id, mask_file_id)
             if parsed.seed is None and parsed.spec.model is Model.WANX_IMAGE_EDIT:
                 parsed = parsed.with_seed(new_seed())
@@ -94,6 +104,76 @@ class Acceptor:
             return Accepted(job=job, status_message_id=job.status_message_id, replayed=True)
         if self._budget is not None:
             await self._alert(self._watch_spend(job.quota_month, self._budget))
+        return await self._announce(job, who)
+
+    async def precheck(
+        self, who: Requester, parsed: ParsedCommand, *, quota: bool = True
+    ) -> BotError | None:
+        """Why ``who`` would be refused ``parsed`` (ban, quota, spend cap), or None if not.
+
+        Only reads, nothing downloaded or reserved: a button is answered with it before anything
+        slow. The reservation checks the quota and the spend cap again in its transaction.
+        """
+        user = await self._store.get_user(who.user_id)
+        if user is not None and user.banned and not who.is_admin:
+            return BannedError()
+        if quota and not who.is_admin:
+            status = await self._store.quota_status(who.user_id)
+            if status.remaining < parsed.n:
+                return QuotaExceededError(status.remaining, parsed.n,
+                                          limit=status.limit + status.granted,
+                                          resets_on=next_month_start(status.month))
+        try:
+            await self._check_budget(parsed)
+        except BudgetExceededError as exc:
+            logger.info("request of user %s refused by the spend cap: %s", who.user_id, exc)
+            await self._alert(self._alerts.budget_refused(exc))
+            return exc
+        return None
+
+    async def accept_album(
+        self, who: Requester, parsed: ParsedCommand, images: Sequence[AlbumImage]
+    ) -> AcceptResult:
+        """An album: every image checked, then all reserved and persisted in one transaction
+        (one job per image, sharing an album id), one status line for them all.
+
+        Over the quota or the spend cap the whole album is refused and nothing reserved.
+        """
+        user = await self._store.get_user(who.user_id)
+        if user is not None and user.banned and not who.is_admin:
+            return await self._refuse(who, text("banned", who.lang))
+        try:
+            await self._check_budget(parsed, images=parsed.n * len(images))
+            for image in images:
+                await self._inputs.check(parsed, image.file_id, None)
+            new_jobs = []
+            for image in images:
+                one = parsed
+                if parsed.seed is None and parsed.spec.model is Model.WANX_IMAGE_EDIT:
+                    one = parsed.with_seed(new_seed())
+                new_jobs.append(self._new_job(replace(who, update_id=image.update_id), one,
+                                              image.file_id, None))
+            created = await self._store.create_album_jobs(new_jobs, budget_yuan=self._budget)
+        except BudgetExceededError as exc:
+            logger.info("album of user %s refused by the spend cap: %s", who.user_id, exc)
+            refused = await self._refuse(who, render_error(exc, who.lang))
+            await self._alert(self._alerts.budget_refused(exc))
+            return refused
+        except (RequestValidationError, ImageError, QuotaExceededError) as exc:
+            logger.info("album of user %s refused: %s", who.user_id, exc)
+            return await self._refuse(who, render_error(exc, who.lang))
+        lead = created[0].job
+        if any(creation.replayed for creation in created):
+            logger.info("album %s: update %s was delivered again; nothing new done",
+                        lead.album_id, who.update_id)
+            self._queue.wake()
+            return Accepted(job=lead, status_message_id=lead.status_message_id, replayed=True)
+        if self._budget is not None:
+            await self._alert(self._watch_spend(lead.quota_month, self._budget))
+        return await self._announce(lead, who)
+
+    async def _announce(self, job: Job, who: Requester) -> Accepted:
+        """The status line of a new job (an album's first job stands for the album)."""
         try:
             status_id = await self._status.announce_queued(job, who.lang, who.message_id)
         except DeliveryError as exc:
@@ -109,7 +189,7 @@ class Acceptor:
         self._queue.wake()
         return Accepted(job=job, status_message_id=status_id)
 
-    async def _check_budget(self, parsed: ParsedCommand) -> None:
+    async def _check_budget(self, parsed: ParsedCommand, images: int | None = None) -> None:
         """Refuse a request over the spend cap before anything is downloaded.
 
         Only a first look: the reservation checks again in its own transaction, which is what
@@ -121,7 +201,8 @@ class Acceptor:
             return
         month = self._store.current_month()
         check_budget(month=month, spent=await self._store.estimated_spend(month),
-                     model=parsed.spec.model.value, images=parsed.n, budget=self._budget)
+                     model=parsed.spec.model.value,
+                     images=parsed.n if images is None else images, budget=self._budget)
 
     async def _watch_spend(self, month: str, budget: Decimal) -> None:
         await self._alerts.spend(month, await self._store.estimated_spend(month), budget)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from bot.bailian import BailianClient
 from bot.bailian.models import Model
@@ -26,10 +27,12 @@ from bot.jobs.persist import persist
 from bot.jobs.requests import JobSpec
 from bot.ports import Button, Keyboard, Messenger, OutgoingImage
 from bot.texts import Lang, text
-from storage.models import Job, Store
+from storage.models import Job, JobState, Store
 
 logger = logging.getLogger(__name__)
 
+# How often an album's watcher looks whether all of its jobs are done.
+ALBUM_POLL_SECONDS = 0.25
 # How long a stopping bot lets deliveries already under way finish.
 STOP_GRACE_SECONDS = 15.0
 # Result URLs live 24 h: a download is tried through an outage for that long
@@ -59,6 +62,14 @@ def result_keyboard(job: Job, count: int, lang: Lang) -> Keyboard:
     return ((again,), ups)
 
 
+def album_keyboard(jobs: Sequence[Job], lang: Lang) -> Keyboard:
+    """"Upscale" for each image of an album, in rows of five. No "Again": it would run one
+    image of the album again, not the album."""
+    ups = [Button(text("btn_upscale_n", lang, index=i + 1), Upscale(job.id, 0).encode())
+           for i, job in enumerate(jobs)]
+    return tuple(tuple(ups[i:i + 5]) for i in range(0, len(ups), 5))
+
+
 class Deliverer:
     """Sends a succeeded job's images; each delivery runs to its end even while stopping."""
 
@@ -76,6 +87,8 @@ class Deliverer:
         self._failures = failures
         self._admin_ids = frozenset(admin_ids)
         self._deliveries: set[asyncio.Task[None]] = set()
+        # Albums whose jobs are not all done yet, by album id: one watcher each.
+        self._album_watchers: dict[int, asyncio.Task[None]] = {}
 
     async def deliver_shielded(self, job: Job) -> None:
         """Deliver in a task of its own, so a stopping bot lets it finish instead of sending
@@ -87,6 +100,8 @@ class Deliverer:
 
     async def drain(self) -> None:
         """Let deliveries under way finish (up to STOP_GRACE_SECONDS), then cancel the rest."""
+        for watcher in list(self._album_watchers.values()):
+            watcher.cancel()  # albums still waiting for a job: the restart delivers them
         if not self._deliveries:
             return
         done, pending = await asyncio.wait(self._deliveries, timeout=STOP_GRACE_SECONDS)
@@ -95,6 +110,9 @@ class Deliverer:
         await asyncio.gather(*done, *pending, return_exceptions=True)
 
     async def deliver(self, job: Job) -> None:
+        if job.album_id is not None:
+            self._watch_album(job.album_id)
+            return
         spec = JobSpec.of(job)
         images, last_error = await self._download_results(job, spec)
         if not images:
@@ -115,6 +133,85 @@ class Deliverer:
         await persist(lambda: self._store.mark_delivered(job.id, len(images), tuple(file_ids)),
                       f"job {job.id}: delivered")
         await self._status.clear(job)
+
+    def _watch_album(self, album_id: int) -> None:
+        """An album goes back as one media group once none of its jobs still runs."""
+        if album_id not in self._album_watchers:
+            watcher = asyncio.create_task(self._deliver_album_when_done(album_id))
+            self._album_watchers[album_id] = watcher
+            watcher.add_done_callback(lambda _: self._album_watchers.pop(album_id, None))
+
+    async def _deliver_album_when_done(self, album_id: int) -> None:
+        """Wait (polling the store: jobs finish in the workers, or fail anywhere) until every
+        job of the album is succeeded or final, then send the succeeded ones together."""
+        while True:
+            jobs = await persist(lambda: self._store.album_jobs(album_id), f"album {album_id}")
+            if not any(job.state in (JobState.QUEUED, JobState.SUBMITTED) for job in jobs):
+                break
+            await asyncio.sleep(ALBUM_POLL_SECONDS)
+        if any(job.state is JobState.SUCCEEDED for job in jobs):
+            delivery = asyncio.create_task(self._deliver_album(jobs))
+            self._deliveries.add(delivery)
+            delivery.add_done_callback(self._deliveries.discard)
+            await asyncio.shield(delivery)
+
+    async def _deliver_album(self, album: list[Job]) -> None:
+        """The album's results as one media group, replying to its request; each job settled
+        for its own images. Its first job holds the album's status line."""
+        lead, spec = album[0], JobSpec.of(album[0])
+        images: list[OutgoingImage] = []
+        sent_jobs: list[tuple[Job, int]] = []
+        for job in album:
+            if job.state is not JobState.SUCCEEDED:
+                continue
+            got, last_error = await self._download_results(job, JobSpec.of(job))
+            if not got:
+                await self._failures.fail(job, last_error or ResultExpiredError("NoResult"))
+                continue
+            images.extend(got)
+            sent_jobs.append((job, len(got)))
+        if not images:
+            return
+        # A failed lead took the status line with it (Failures.fail clears it).
+        has_status = sent_jobs[0][0].id == lead.id
+        if has_status:
+            await self._status.show(lead, text("status_sending", spec.lang), force=True)
+        await self._messenger.show_uploading(lead.chat_id)
+        try:
+            file_ids = await self._messenger.send_images(
+                lead.chat_id, images, caption=await self._album_caption(lead, spec, sent_jobs),
+                reply_to=lead.request_message_id,
+                keyboard=album_keyboard([job for job, _ in sent_jobs], spec.lang),
+            )
+        except DeliveryError as exc:
+            for job, _ in sent_jobs:
+                await self._failures.fail(job, exc)
+            return
+        # Telegram has the images: these writes are retried, never the send.
+        start = 0
+        for job, count in sent_jobs:
+            ids = tuple(file_ids[start:start + count])
+            start += count
+            await persist(functools.partial(self._store.mark_delivered, job.id, count, ids),
+                          f"job {job.id}: delivered")
+        if has_status:
+            await self._status.clear(lead)
+
+    async def _album_caption(
+        self, lead: Job, spec: JobSpec, sent_jobs: list[tuple[Job, int]]
+    ) -> str:
+        lang = spec.lang
+        delivered = sum(count for _, count in sent_jobs)
+        parts = [f"✅ {text(f'cmd_{spec.parsed.command.value}', lang)}",
+                 text("caption_album", lang, n=delivered)]
+        if lead.user_id in self._admin_ids:
+            parts.append(text("caption_unlimited", lang))
+        else:
+            # As in _caption: what is reserved and not delivered comes back at the settle.
+            unsent = sum(job.images_requested - count for job, count in sent_jobs)
+            remaining = (await self._store.quota_status(lead.user_id)).remaining + unsent
+            parts.append(text("caption_remaining", lang, remaining=remaining))
+        return " · ".join(parts)
 
     async def _download_results(
         self, job: Job, spec: JobSpec

@@ -12,6 +12,7 @@ from bot.commands import ParsedCommand, build_edit_request
 from bot.images import (
     PreparedImage,
     expand_scales_for_ratio,
+    looks_like_mask_async,
     prepare_image_async,
     prepare_mask_async,
 )
@@ -62,6 +63,10 @@ def check_options(parsed: ParsedCommand, *, with_mask: bool) -> None:
     validate_request(build_edit_request(parsed, _PLACEHOLDER_IMAGE, mask, scales))
 
 
+def _mask_key(file_id: str, size: tuple[int, int]) -> str:
+    return f"{file_id}|mask|{size[0]}x{size[1]}"
+
+
 class Inputs:
     """Downloads and prepares input images and masks, each at most once while cached."""
 
@@ -77,9 +82,24 @@ class Inputs:
 
     async def mask(self, file_id: str, size: tuple[int, int]) -> PreparedImage:
         return await self._prepared(
-            f"{file_id}|mask|{size[0]}x{size[1]}", file_id,
-            lambda raw: prepare_mask_async(raw, size),
+            _mask_key(file_id, size), file_id, lambda raw: prepare_mask_async(raw, size),
         )
+
+    async def mask_if_mask_like(
+        self, file_id: str, size: tuple[int, int]
+    ) -> PreparedImage | None:
+        """:meth:`mask`, or None without preparing when the image looks like a photo."""
+        key = _mask_key(file_id, size)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        raw = await self._messenger.download(file_id)
+        async with self._preparing:
+            if not await looks_like_mask_async(raw):
+                return None
+            prepared = await prepare_mask_async(raw, size)
+        self._cache.put(key, prepared)
+        return prepared
 
     async def check(
         self, parsed: ParsedCommand, input_file_id: str, mask_file_id: str | None = None

@@ -26,6 +26,14 @@ class Requester:
 
 
 @dataclass(frozen=True)
+class AlbumImage:
+    """One image of an album and the update that brought it (its job is keyed by it)."""
+
+    file_id: str
+    update_id: int | None
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """The parsed request a job runs and the language its messages are in."""
 

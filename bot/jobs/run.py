@@ -33,7 +33,7 @@ from bot.jobs.notify import Failures, StatusLines
 from bot.jobs.persist import persist
 from bot.jobs.queue import WorkQueue
 from bot.jobs.requests import JobSpec
-from bot.texts import text
+from bot.texts import Lang, text
 from storage.models import Job, JobState, Store
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,29 @@ SWEEP_INTERVAL = 60.0
 # (at most hourly): far past the outage wait and a task's usual minute, far short of the 24 h a
 # submitted task may be polled through errors.
 STUCK_AFTER = 1800.0
+
+
+def waiting_text(lang: Lang, ahead: int) -> str:
+    """A taken wanx job waiting for a task slot, ``ahead`` others before it.
+
+    The count is the client's line of slot waiters (other workers' submits, resumed tasks) as
+    the wait starts; it is not updated while the line moves.
+    """
+    return text("status_waiting_slot", lang, ahead=ahead)
+
+
+class _StatusLine:
+    """A running job's status line as this worker set it: edited only when the words change."""
+
+    def __init__(self, status: StatusLines, job: Job) -> None:
+        self._status = status
+        self._job = job
+        self._shown: str | None = None
+
+    async def say(self, message: str) -> None:
+        if message != self._shown:
+            self._shown = message
+            await self._status.show(self._job, message, force=True)
 
 
 class Workers:
@@ -179,13 +202,22 @@ class Workers:
     async def run(self, job: Job) -> None:
         """One queued job, from its images to the delivered result (or its failure)."""
         spec = JobSpec.of(job)
-        await self._status.show(job, text("status_working", spec.lang), force=True)
+        line = _StatusLine(self._status, job)
+        working = text("status_working", spec.lang)
+        slots = self._client.slots
+        if job.model == Model.QWEN_IMAGE_EDIT.value or slots.free:  # qwen takes no slot
+            await line.say(working)
+        else:  # a first guess while the images are prepared; submit tells how it really goes
+            await line.say(waiting_text(spec.lang, slots.waiting))
         try:
             request = await self._inputs.request(spec.parsed, job.input_file_id, job.mask_file_id)
             if job.model == Model.QWEN_IMAGE_EDIT.value:
                 outcome = await self._through_outage(job, lambda: self._client.edit_sync(request))
             else:
-                task_id = await self._through_outage(job, lambda: self._client.submit(request))
+                task_id = await self._through_outage(job, lambda: self._client.submit(
+                    request, on_wait=lambda ahead: line.say(waiting_text(spec.lang, ahead)),
+                    on_slot=lambda: line.say(working),
+                ))
                 job = await persist(lambda: self._store.mark_submitted(job.id, task_id),
                                     f"job {job.id}: submitted as {task_id}")
                 outcome = await self._client.wait(task_id, on_trouble=self._tell_slow(job))

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from enum import StrEnum
 
 from bot.alerts import AdminAlerts
 from bot.bailian import BailianClient
 from bot.commands import ParsedCommand
+from bot.errors import BotError
 from bot.jobs.accept import Acceptor
 from bot.jobs.deliver import RESULT_PATIENCE, Deliverer
 from bot.jobs.inputs import Inputs, check_options
 from bot.jobs.notify import Failures, StatusLines
 from bot.jobs.persist import persist
+from bot.jobs.presses import Presses
 from bot.jobs.queue import WorkQueue
-from bot.jobs.requests import AcceptResult, JobSpec, Requester
+from bot.jobs.requests import AcceptResult, AlbumImage, JobSpec, Requester
 from bot.jobs.run import OUTAGE_WAIT, STUCK_AFTER, SWEEP_INTERVAL, Workers
 from bot.ports import Messenger
 from bot.texts import text
@@ -52,6 +55,7 @@ class JobService:
         self._store = store
         self.alerts = AdminAlerts(store, messenger, admins)
         self.queue = WorkQueue(store)
+        self.presses = Presses(store)
         self.inputs = Inputs(messenger)
         self.status = StatusLines(messenger, self.queue, store, clock=clock)
         self.failures = Failures(store, messenger, self.status, admins, alerts=self.alerts)
@@ -88,6 +92,19 @@ class JobService:
         """Check, reserve, persist and answer; see :mod:`bot.jobs.accept`."""
         return await self.acceptor.accept(who, parsed, input_file_id, mask_file_id)
 
+    async def precheck(self, who: Requester, parsed: ParsedCommand) -> BotError | None:
+        """Why ``accept`` would refuse ``who`` at once (ban, quota, spend cap), or None.
+
+        Cheap (reads only): a button press is answered with it before anything slow runs.
+        """
+        return await self.acceptor.precheck(who, parsed)
+
+    async def accept_album(
+        self, who: Requester, parsed: ParsedCommand, images: Sequence[AlbumImage]
+    ) -> AcceptResult:
+        """The same for every image of an album at once; see :mod:`bot.jobs.accept`."""
+        return await self.acceptor.accept_album(who, parsed, images)
+
     async def cancel(self, job: Job) -> CancelOutcome:
         """Cancel a job that still waits for a slot: refunded, never sent to DashScope.
 
@@ -95,6 +112,8 @@ class JobService:
         cannot be recalled: those are not cancelled.
         """
         current = await persist(lambda: self._store.get_job(job.id), f"job {job.id}")
+        if current.album_id is not None:
+            return await self._cancel_album(current)
         if current.state.is_final:
             return CancelOutcome.GONE
         if current.state is not JobState.QUEUED or not self.queue.hold(job.id):
@@ -107,6 +126,29 @@ class JobService:
         await self.status.show(current, text("cancelled_job", lang), force=True)
         return CancelOutcome.CANCELED
 
+    async def _cancel_album(self, lead: Job) -> CancelOutcome:
+        """The ✖ on an album's status line (its first job's): every job of it still waiting is
+        cancelled; those a worker has taken run to their end and come back as a smaller album."""
+        album_id = lead.album_id
+        assert album_id is not None
+        jobs = await persist(lambda: self._store.album_jobs(album_id), f"album {album_id}")
+        if all(job.state.is_final for job in jobs):
+            return CancelOutcome.GONE
+        canceled = 0
+        for job in jobs:
+            if job.state is not JobState.QUEUED or not self.queue.hold(job.id):
+                continue
+            try:  # held: no worker can take it meanwhile
+                await persist(functools.partial(self._store.mark_canceled, job.id),
+                              f"job {job.id}: canceled")
+            finally:
+                self.queue.release(job.id)
+            canceled += 1
+        if not canceled:
+            return CancelOutcome.TOO_LATE
+        await self.status.show(lead, text("cancelled_job", JobSpec.of(lead).lang), force=True)
+        return CancelOutcome.CANCELED
+
     async def check_before_mask(self, parsed: ParsedCommand, input_file_id: str) -> None:
         """Options and base image of a masked request, checked before asking for the mask.
 
@@ -116,8 +158,14 @@ class JobService:
         await self.inputs.image(input_file_id, parsed.spec.model)
 
     async def check_mask(
-        self, parsed: ParsedCommand, input_file_id: str, mask_file_id: str
-    ) -> None:
-        """Whether a mask fits its base image. Raises ImageError."""
+        self, parsed: ParsedCommand, input_file_id: str, mask_file_id: str, *,
+        unless_photo: bool = False,
+    ) -> bool:
+        """Whether a mask fits its base image: raises ImageError if not. With ``unless_photo``,
+        an image that does not look like a mask is left alone and the answer is False."""
         base = await self.inputs.image(input_file_id, parsed.spec.model)
-        await self.inputs.mask(mask_file_id, (base.width, base.height))
+        size = (base.width, base.height)
+        if unless_photo:
+            return await self.inputs.mask_if_mask_like(mask_file_id, size) is not None
+        await self.inputs.mask(mask_file_id, size)
+        return True

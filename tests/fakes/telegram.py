@@ -18,7 +18,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import Message as MimeHeaders
 from html.parser import HTMLParser
@@ -925,6 +925,28 @@ class FakeTelegram:
         message = self._new_message(chat, user, content, self._reply_target(chat, reply_to))
         self.push_update({"message": message})
         return message
+
+    def send_album(
+        self,
+        user: JSONDict,
+        chat: JSONDict,
+        images: Sequence[bytes],
+        caption: str | None = None,
+    ) -> list[JSONDict]:
+        """A user's album: one photo message (and one Update) per image, sharing a
+        media_group_id, the caption on the first only, as Telegram sends them."""
+        group_id = str(next(self._media_group_ids))
+        messages: list[JSONDict] = []
+        for index, image in enumerate(images):
+            content: JSONDict = {
+                "photo": self._photo_sizes(image, _prepare_photo(image)),
+                "media_group_id": group_id,
+            }
+            content.update(self._user_caption(caption if index == 0 else None))
+            message = self._new_message(chat, user, content)
+            self.push_update({"message": message})
+            messages.append(message)
+        return messages
 
     def send_document(
         self,
