@@ -8,6 +8,8 @@ Each kind of button has its own route in ``bot.app.build_application`` (by the p
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from telegram import CallbackQuery, Update
 from telegram.error import BadRequest
@@ -43,6 +45,10 @@ from storage.models import Job
 logger = logging.getLogger(__name__)
 
 
+# A button naming one job: "again:<id>" or "cancel:<id>".
+_JobPress = TypeVar("_JobPress", Again, CancelJob)
+
+
 def _query(update: Update) -> tuple[CallbackQuery, str]:
     query = update.callback_query
     assert query is not None  # every route is a CallbackQueryHandler
@@ -50,17 +56,27 @@ def _query(update: Update) -> tuple[CallbackQuery, str]:
     return query, query.data or ""
 
 
-async def again(update: Update, context: BotContext) -> None:
-    """Run a delivered request once more, with a new seed."""
+async def _pressed_job(
+    update: Update, context: BotContext, parse: Callable[[str], _JobPress | None]
+) -> tuple[CallbackQuery, _JobPress, Job, Lang] | None:
+    """The press and the job it names, if well formed and pressed by the job's owner; else the
+    presser has been answered."""
     query, data = _query(update)
-    press = Again.parse(data)
+    press = parse(data)
     if press is None:
         await expired(update, context)
-        return
+        return None
     lang = await language_of(update, context)
     job = await _owned_job(update, context, press.job_id, lang)
-    if job is None:
+    return None if job is None else (query, press, job, lang)
+
+
+async def again(update: Update, context: BotContext) -> None:
+    """Run a delivered request once more, with a new seed."""
+    pressed = await _pressed_job(update, context, Again.parse)
+    if pressed is None:
         return
+    query, _, job, lang = pressed
     who = _requester(update, context, job.chat_id, job.request_message_id, lang)
     await _order(query, context, Press(PressKind.AGAIN, job.id, 0, who.user_id), who,
                  JobSpec.of(job).parsed.with_seed(new_seed()), job.input_file_id,
@@ -129,15 +145,10 @@ async def pick_style(update: Update, context: BotContext) -> None:
 
 async def cancel_job(update: Update, context: BotContext) -> None:
     """The ✖ on a queued status line: cancel the job if no worker has taken it yet."""
-    query, data = _query(update)
-    press = CancelJob.parse(data)
-    if press is None:
-        await expired(update, context)
+    pressed = await _pressed_job(update, context, CancelJob.parse)
+    if pressed is None:
         return
-    lang = await language_of(update, context)
-    job = await _owned_job(update, context, press.job_id, lang)
-    if job is None:
-        return
+    query, _, job, lang = pressed
     outcome = await context.services.jobs.cancel(job)
     if outcome is CancelOutcome.CANCELED:
         await _answer(query, text("cancelled_job", lang))

@@ -101,18 +101,10 @@ async def on_image(update: Update, context: BotContext) -> None:
         return  # in groups the bot answers commands and mask replies only
     who = await requester(update, context, message)
     caption = message.caption or ""
-    if caption.strip():
-        try:
-            parsed = parse_command(f"/edit {caption}", context.services.bot_username)
-        except CommandParseError as exc:
-            await reply(message, context, render_error(exc, who.lang))
-            return
-        assert parsed is not None
-        await run_command(context, who, parsed, image)
-    elif looks_like_image(message):
-        await offer_actions(context, who, image)
-    else:
+    if not caption.strip() and not looks_like_image(message):
         await reply(message, context, text("image_not_image", who.lang))
+        return
+    await new_photo(context, who, image, caption)
 
 
 async def on_reply_text(update: Update, context: BotContext) -> None:
