@@ -19,6 +19,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    PreCheckoutQueryHandler,
     TypeHandler,
     filters,
 )
@@ -35,7 +36,8 @@ from bot.services import SERVICES_KEY, BotApplication, BotContext, Services
 from bot.startup import ExitCode
 from bot.telegram_io import TelegramMessenger
 from bot.texts import Lang, render_error, text
-from handlers import access, admin, albums, callbacks, edit, info, masks, throttle
+from bot.web import WebServer
+from handlers import access, admin, albums, callbacks, edit, info, masks, payments, throttle
 from handlers.common import HandledUpdates, language_of, track_user
 from handlers.filters import COMMAND_TEXT, IMAGE, IN_ALBUM, NEW_MESSAGE, REPLIES_TO_IMAGE
 from storage import Store, open_store
@@ -45,10 +47,11 @@ logger = logging.getLogger(__name__)
 # The commands shown in Telegram's menu, in this order; descriptions come from the catalogue.
 MENU_COMMANDS = (
     "edit", "style", "localstyle", "instruct", "erase", "dewatermark", "expand", "upscale",
-    "colorize", "sketch", "cartoon", "quota", "lang", "cancel", "id", "help",
+    "colorize", "sketch", "cartoon", "quota", "buy", "lang", "cancel", "id", "help",
+    "paysupport", "terms",
 )
 # Added to the menu in each admin's private chat only.
-ADMIN_MENU_COMMANDS = ("setquota", "grant", "ban", "unban", "usage", "queue")
+ADMIN_MENU_COMMANDS = ("setquota", "grant", "ban", "unban", "usage", "refund", "queue")
 # Telegram allows this many retries after a 429 before a send fails.
 FLOOD_RETRIES = 3
 # Expired conversations (an unanswered mask wait, an unused keyboard) are deleted this often.
@@ -100,6 +103,8 @@ def build_application(
         ("lang", info.lang_command), ("cancel", info.cancel), ("id", info.show_id),
         ("setquota", admin.set_quota), ("grant", admin.grant), ("ban", admin.ban),
         ("unban", admin.unban), ("usage", admin.usage), ("queue", admin.queue),
+        ("refund", admin.refund), ("buy", payments.buy), ("paysupport", payments.pay_support),
+        ("terms", payments.terms),
     ):
         application.add_handler(
             CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE)
@@ -126,8 +131,16 @@ def build_application(
         (callbacks.pick_style, callback_data.PickStyle.PATTERN),
         (callbacks.cancel_job, callback_data.CancelJob.PATTERN),
         (callbacks.mask_choice, callback_data.MaskChoice.PATTERN),
+        (callbacks.mask_preview, callback_data.MaskPreview.PATTERN),
     ):
         application.add_handler(CallbackQueryHandler(route, pattern=pattern))
+    # Telegram Stars (handlers/payments.py): a pack's button, the question before the charge,
+    # the payment itself.
+    application.add_handler(CallbackQueryHandler(payments.buy_pack,
+                                                 pattern=callback_data.BuyPack.PATTERN))
+    application.add_handler(PreCheckoutQueryHandler(payments.pre_checkout))
+    application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT,
+                                           payments.successful_payment))
     application.add_handler(CallbackQueryHandler(callbacks.expired))
     application.add_handler(TypeHandler(Update, handled.record), group=1)
     application.add_error_handler(on_error)
@@ -171,6 +184,7 @@ async def _open_services(application: BotApplication) -> None:
         outage_wait=settings.dashscope_outage_wait,
         task_patience=settings.dashscope_task_patience,
         budget_yuan=settings.monthly_budget_yuan,
+        images_for_sale=bool(settings.star_packs),
     )
     # Stored at once: whatever fails from here on, post_shutdown closes what was opened.
     application.bot_data[SERVICES_KEY] = Services(
@@ -191,6 +205,7 @@ async def _open_services(application: BotApplication) -> None:
     application.bot_data[PRUNE_TASK_KEY] = asyncio.create_task(
         _prune_conversations(application.bot_data[SERVICES_KEY].conversations, store)
     )
+    await _start_web(application.bot_data[SERVICES_KEY])
     if not settings.admin_user_ids:
         logger.warning(
             "no admin is configured: nobody is alerted to DashScope account problems and nobody "
@@ -198,6 +213,25 @@ async def _open_services(application: BotApplication) -> None:
             "(send /id to the bot to see it)"
         )
     logger.info("bot @%s started", me.username)
+
+
+async def _start_web(services: Services) -> None:
+    """The Mini App's web server, when PUBLIC_URL says where Telegram clients reach it."""
+    settings = services.settings
+    if settings.public_url is None:
+        return
+    if settings.public_url.startswith("http://"):
+        logger.warning(
+            "PUBLIC_URL %s is plain http: Telegram opens Mini Apps only over https, so the "
+            "\"Draw the mask\" button will be refused; use https in production",
+            settings.public_url,
+        )
+    web = WebServer(
+        desk=masks.MaskDesk(services), bot_token=settings.telegram_bot_token,
+        public_url=settings.public_url, host=settings.web_host, port=settings.web_port,
+    )
+    await web.start()
+    services.web = web
 
 
 async def register_commands(application: BotApplication) -> None:
@@ -263,6 +297,8 @@ async def _stop_runner(application: BotApplication) -> None:
             await prune
     services = application.bot_data.get(SERVICES_KEY)
     if isinstance(services, Services):
+        if services.web is not None:  # no drawn mask may reach the jobs once they stop
+            await services.web.stop()
         await services.jobs.stop()
 
 

@@ -11,7 +11,12 @@ messages live, so a change here would strand them.
   (:class:`PickStyle`);
 * ``cancel:<job id>``: cancel a job still waiting for a slot (:class:`CancelJob`);
 * ``mask:use`` / ``mask:new``: /erase got a photo where a mask was awaited; use it as the mask,
-  or take it as a new photo (:class:`MaskChoice`).
+  or take it as a new photo (:class:`MaskChoice`);
+* ``mrun:<step>:<preview>``: the preview of a mask painted over the photo: run, redo or cancel
+  (:class:`MaskPreview`); ``<preview>`` is the preview's 8 hex digits, so an older preview's
+  buttons do nothing.
+* ``buy:<images>:<stars>``: the pack of images to buy for Telegram Stars (:class:`BuyPack`); the
+  price travels with it, so a press after STAR_PACKS changed is refused, not charged anew.
 
 Reading is strict: numbers are plain ASCII digits with no sign, no leading zero, no ``_`` and no
 spaces (``int()`` would take all of those, and full-width digits too); a job id has 1 to 12
@@ -216,11 +221,75 @@ class MaskChoice:
         return None if match is None else cls(MaskAnswer(match["answer"]))
 
 
-CallbackData: TypeAlias = Again | Upscale | PickAction | PickStyle | CancelJob | MaskChoice
+class PreviewStep(StrEnum):
+    RUN = "run"  # the tinted area is right: run the job (it is charged from here on)
+    REDO = "redo"  # paint again: keep waiting for the mask
+    CANCEL = "stop"  # drop the request
+
+
+@dataclass(frozen=True)
+class MaskPreview:
+    """``mrun:<step>:<preview>``: a press under the preview of a painted mask."""
+
+    PATTERN: ClassVar[re.Pattern[str]] = _pattern(
+        rf"mrun:(?P<step>{_alternatives([s.value for s in PreviewStep])})"
+        r":(?P<preview>[0-9a-f]{8})"
+    )
+
+    step: PreviewStep
+    preview: str  # MaskCandidate.nonce
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.step, PreviewStep):
+            raise TypeError(f"step must be a PreviewStep, got {self.step!r}")
+        if re.fullmatch(r"[0-9a-f]{8}", self.preview, re.ASCII) is None:
+            raise ValueError(f"preview must be 8 hex digits, got {self.preview!r}")
+
+    def encode(self) -> str:
+        return _checked(f"mrun:{self.step.value}:{self.preview}")
+
+    @classmethod
+    def parse(cls, raw: str) -> Self | None:
+        match = cls.PATTERN.fullmatch(raw)
+        return None if match is None else cls(PreviewStep(match["step"]), match["preview"])
+
+
+# bot/config.py bounds a pack to 100000 images and 10000 Stars: 6 and 5 digits at most.
+MAX_PACK_IMAGES = 999_999
+MAX_PACK_STARS = 99_999
+
+
+@dataclass(frozen=True)
+class BuyPack:
+    """``buy:<images>:<stars>``: buy ``images`` for ``stars`` Telegram Stars (/buy's keyboard)."""
+
+    PATTERN: ClassVar[re.Pattern[str]] = _pattern(
+        r"buy:(?P<images>[1-9][0-9]{0,5}):(?P<stars>[1-9][0-9]{0,4})"
+    )
+
+    images: int
+    stars: int
+
+    def __post_init__(self) -> None:
+        _check_int("images", self.images, 1, MAX_PACK_IMAGES)
+        _check_int("stars", self.stars, 1, MAX_PACK_STARS)
+
+    def encode(self) -> str:
+        return _checked(f"buy:{self.images}:{self.stars}")
+
+    @classmethod
+    def parse(cls, raw: str) -> Self | None:
+        match = cls.PATTERN.fullmatch(raw)
+        return None if match is None else cls(int(match["images"]), int(match["stars"]))
+
+
+CallbackData: TypeAlias = (
+    Again | Upscale | PickAction | PickStyle | CancelJob | MaskChoice | MaskPreview | BuyPack
+)
 
 KINDS: tuple[
     type[Again], type[Upscale], type[PickAction], type[PickStyle], type[CancelJob],
-    type[MaskChoice],
+    type[MaskChoice], type[MaskPreview], type[BuyPack],
 ] = (
     Again,
     Upscale,
@@ -228,6 +297,8 @@ KINDS: tuple[
     PickStyle,
     CancelJob,
     MaskChoice,
+    MaskPreview,
+    BuyPack,
 )
 
 

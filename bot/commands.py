@@ -9,7 +9,7 @@ Grammar: ``/name[@bot] words and key=value options, in any order``.
   below (any command's, ASCII case-insensitive, or a Chinese alias); any other word, ``E=mc2``
   included, belongs to the prompt. An option that another command takes but this one does not
   is an error naming it (``n=`` on /edit is a mistake worth telling, not prompt text). Chinese
-  aliases: 数量= 种子= 强度= 反向= 比例= 倍数= 线稿= 上= 下= 左= 右= 全部=.
+  aliases: 数量= 种子= 强度= 反向= 比例= 倍数= 线稿= 上= 下= 左= 右= 全部= 框=.
 * A value may be quoted to hold spaces: ``neg="blurry, dark"``, ``neg=“blurry, dark”`` or
   ``neg=「blurry, dark」`` (also 『』). A quote left open is an error.
 * The negative prompt of ``/edit`` (the only command whose model takes one) is given either with
@@ -35,6 +35,9 @@ Grammar: ``/name[@bot] words and key=value options, in any order``.
   no style is followed by more words (``/localstyle lego the cup``) it was meant as one: it is
   kept in ``unknown_style`` for the caller to name, and the rest is the subject. The prompt sent
   follows the reference's tip ("把房子变成冰雕风格"), so its limit is 800 minus that wrapping.
+* ``/erase`` takes ``box=x1,y1,x2,y2`` (percent of the width and height, left-top to
+  right-bottom; ``框=`` ``区域=`` too), the one option that may repeat: the regions are the
+  mask, so no mask is asked for. At most :data:`MAX_BOXES`; errors show a box example.
 * Errors carry the command, so the example shown beside them (catalogue ``example_<command>``)
   is in the reader's language.
 """
@@ -60,7 +63,8 @@ from bot.api_limits import (
     UPSCALE_FACTOR_RANGE,
 )
 from bot.bailian.models import EditParameters, EditRequest, Function, Model
-from bot.errors import CommandParseError
+from bot.errors import BoxParseError, CommandParseError
+from bot.masks import Box
 
 # The API's limits (bot.api_limits) under the names this module has always exported.
 PROMPT_MAX_CHARS = MAX_PROMPT_CHARS
@@ -223,10 +227,12 @@ SPECS: dict[Command, CommandSpec] = {
         prompt_required=True,
         extra=frozenset({"strength"}),
     ),
+    # box= names the regions to repaint instead of a mask image (several box= for several).
     Command.ERASE: _wanx(
         Command.ERASE,
         Function.DESCRIPTION_EDIT_WITH_MASK,
         prompt_required=False,
+        extra=frozenset({"box"}),
     ),
     Command.DEWATERMARK: _wanx(
         Command.DEWATERMARK,
@@ -284,6 +290,7 @@ OPTION_ORDER = (
     "ratio",
     "factor",
     "sketch",
+    "box",
 )
 _OPTION_ALIASES: dict[str, str] = {
     **{name: name for name in OPTION_ORDER},
@@ -303,6 +310,8 @@ _OPTION_ALIASES: dict[str, str] = {
     "倍数": "factor",
     "is_sketch": "sketch",
     "线稿": "sketch",
+    "框": "box",
+    "区域": "box",
 }
 _SIDES = ("top", "bottom", "left", "right")
 
@@ -330,6 +339,8 @@ class ParsedCommand:
     style: LocalStyle | None = None
     # /localstyle: the first word, meant as a style, that is none of the eight (for the message)
     unknown_style: str | None = None
+    # /erase: regions to repaint given with box= (the mask is drawn from them), in order typed
+    boxes: tuple[Box, ...] = ()
 
     @property
     def spec(self) -> CommandSpec:
@@ -350,6 +361,7 @@ class ParsedCommand:
                 "is_sketch": self.is_sketch,
                 "style": self.style.value if self.style is not None else None,
                 "unknown_style": self.unknown_style,
+                "boxes": [[b.x1, b.y1, b.x2, b.y2] for b in self.boxes],
             },
             ensure_ascii=False,
         )
@@ -378,6 +390,7 @@ class ParsedCommand:
             is_sketch=data.get("is_sketch"),
             style=LocalStyle(style) if style is not None else None,
             unknown_style=data.get("unknown_style"),
+            boxes=tuple(Box(*(float(v) for v in box)) for box in data.get("boxes") or ()),
         )
 
     def with_seed(self, seed: int) -> ParsedCommand:
@@ -743,7 +756,7 @@ def parse_command(text: str, bot_username: str) -> ParsedCommand | None:
     spec = SPECS[command]
     values = _Values(command)
     tokens = _tokenise(_normalise(rest), command)
-    options = _collect_options(tokens, spec, values)
+    options, box_options = _collect_options(tokens, spec, values)
     words = _take_bare_number(command, list(tokens.words), options, values)
     style: LocalStyle | None = None
     unknown_style: str | None = None
@@ -751,17 +764,46 @@ def parse_command(text: str, bot_username: str) -> ParsedCommand | None:
         style, unknown_style, words = _take_style(words)
     prompt = _checked_prompt(spec, _join_words(words), values)
     parsed = _read_options(spec, prompt, style, options, values)
+    if box_options:
+        parsed = replace(parsed, boxes=_read_boxes(box_options, values))
     return replace(parsed, unknown_style=unknown_style) if unknown_style else parsed
 
 
-def _collect_options(tokens: _Tokens, spec: CommandSpec, values: _Values) -> dict[str, _Option]:
+# More regions than this is a mask's job (or a typo loop); the message says how to draw one.
+MAX_BOXES = 8
+_BOX_RE = re.compile(r"\s*,\s*".join([r"(\d+(?:\.\d*)?|\.\d+)"] * 4))
+
+
+def _read_boxes(options: list[_Option], values: _Values) -> tuple[Box, ...]:
+    """``box=x1,y1,x2,y2`` in percent of the width and height, left-top to right-bottom."""
+    if len(options) > MAX_BOXES:
+        raise BoxParseError("cmd_error_too_many_boxes", values.command.value,
+                            count=len(options), limit=MAX_BOXES)
+    boxes = []
+    for option in options:
+        raw = unicodedata.normalize("NFKC", option.value).strip().replace("、", ",")
+        match = _BOX_RE.fullmatch(raw)
+        numbers = [float(group) for group in match.groups()] if match else []
+        if (not numbers or any(n > 100 for n in numbers)
+                or numbers[0] >= numbers[2] or numbers[1] >= numbers[3]):
+            raise BoxParseError("cmd_error_bad_box", values.command.value,
+                                option=option.typed, value=_echo(option.value))
+        boxes.append(Box(*numbers))
+    return tuple(boxes)
+
+
+def _collect_options(
+    tokens: _Tokens, spec: CommandSpec, values: _Values
+) -> tuple[dict[str, _Option], list[_Option]]:
     """The options by canonical name, a ``--`` tail as ``neg``; ones this command does not take
-    (another command's) or repeated ones fail.
+    (another command's) or repeated ones fail, except ``box=``, which may repeat (returned
+    apart, in the order typed).
 
     Each option keeps the key as typed (``_Option.typed``), which error messages name.
     """
     command = spec.command
     found: dict[str, _Option] = {}
+    boxes: list[_Option] = []
     for option in tokens.options:
         canonical = _OPTION_ALIASES[option.key]  # the tokeniser keeps only option names
         if canonical not in spec.options:
@@ -777,6 +819,9 @@ def _collect_options(tokens: _Tokens, spec: CommandSpec, values: _Values) -> dic
                 allowed=_allowed(spec),
                 command=command.value,
             )
+        if canonical == "box":
+            boxes.append(option)
+            continue
         if canonical in found:
             raise values.fail("cmd_error_duplicate_option", option=option.typed)
         found[canonical] = option
@@ -788,7 +833,7 @@ def _collect_options(tokens: _Tokens, spec: CommandSpec, values: _Values) -> dic
         if "neg" in found:
             raise values.fail("cmd_error_duplicate_option", option="neg")
         found["neg"] = _Option("--", "--", tokens.after_separator)
-    return found
+    return found, boxes
 
 
 # The option a bare number as the first word stands for (see the module docstring).

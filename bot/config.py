@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv.parser import parse_stream
@@ -17,6 +19,19 @@ from bot.errors import ConfigError
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# STAR_PACKS bounds: a keyboard of at most this many packs; Telegram takes 1-10000 Stars per
+# invoice price.
+MAX_STAR_PACKS = 10
+MAX_PACK_IMAGES = 100_000
+MAX_PACK_STARS = 10_000
+
+
+@dataclass(frozen=True)
+class StarPack:
+    """Images sold together for a price in Telegram Stars (STAR_PACKS)."""
+
+    images: int
+    stars: int
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,17 @@ class Settings:
     # How long start-up keeps trying Telegram (getMe) through network errors, timeouts and 5xx.
     telegram_startup_timeout: float = 120.0
     log_level: str = "INFO"
+    # The Mini App for drawing /erase masks (bot/web): where Telegram clients reach the bot's own
+    # web server (https in production; None: no web server, masks are sent as images only),
+    # and where that server listens.
+    public_url: str | None = None
+    web_host: str = "0.0.0.0"
+    web_port: int = 8080
+    # Packs of images sold for Telegram Stars (/buy); empty: nothing is sold.
+    star_packs: tuple[StarPack, ...] = ()
+    # What /paysupport and /terms answer; empty: the catalogue's texts, in the user's language.
+    pay_support_text: str = ""
+    terms_text: str = ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -127,6 +153,23 @@ def _url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _public_url(raw: str) -> str:
+    """An http(s) base URL without query or fragment; a path is kept (a proxy's prefix)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL, e.g. https://bot.example.com")
+    if parts.query or parts.fragment or raw.endswith(("?", "#")):
+        raise ValueError("must have no query (?...) or fragment (#...)")
+    return raw.rstrip("/")
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a TCP port, 1 to 65535")
+    return value
+
+
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -162,6 +205,28 @@ def _yuan(raw: str) -> Decimal:
     if not value.is_finite() or value < 0:
         raise ValueError("must be an amount of yuan, not negative")
     return value
+
+
+def _star_packs(raw: str) -> tuple[StarPack, ...]:
+    """``images:stars`` pairs, comma-separated, e.g. ``10:50,50:200``."""
+    packs: list[StarPack] = []
+    for part in (part.strip() for part in raw.split(",")):
+        if not part:
+            continue
+        match = re.fullmatch(r"([0-9]+)\s*:\s*([0-9]+)", part)
+        if match is None:
+            raise ValueError(f"{part!r} is not images:stars, e.g. 10:50")
+        pack = StarPack(int(match[1]), int(match[2]))
+        if not 1 <= pack.images <= MAX_PACK_IMAGES:
+            raise ValueError(f"{part!r}: images must be 1 to {MAX_PACK_IMAGES}")
+        if not 1 <= pack.stars <= MAX_PACK_STARS:
+            raise ValueError(f"{part!r}: Stars must be 1 to {MAX_PACK_STARS}")
+        if pack in packs:
+            raise ValueError(f"{part!r} is given twice")
+        packs.append(pack)
+    if len(packs) > MAX_STAR_PACKS:
+        raise ValueError(f"at most {MAX_STAR_PACKS} packs")
+    return tuple(packs)
 
 
 def _timezone(raw: str) -> str:
@@ -223,4 +288,10 @@ def load_settings(
             env, "TELEGRAM_STARTUP_TIMEOUT", defaults.telegram_startup_timeout, _positive_float
         ),
         log_level=_parse(env, "LOG_LEVEL", defaults.log_level, _log_level),
+        star_packs=_parse(env, "STAR_PACKS", defaults.star_packs, _star_packs),
+        pay_support_text=_parse(env, "PAY_SUPPORT_TEXT", defaults.pay_support_text, str),
+        terms_text=_parse(env, "TERMS_TEXT", defaults.terms_text, str),
+        public_url=_parse(env, "PUBLIC_URL", defaults.public_url, _public_url),
+        web_host=_parse(env, "WEB_HOST", defaults.web_host, str),
+        web_port=_parse(env, "WEB_PORT", defaults.web_port, _port),
     )

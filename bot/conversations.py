@@ -8,6 +8,7 @@ command is stored, never a command text to parse again.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, replace
 
@@ -23,6 +24,25 @@ PENDING_COMMAND_SECONDS = 600
 
 
 @dataclass(frozen=True)
+class MaskCandidate:
+    """A mask made from the photo painted over, shown to its owner before anything is charged."""
+
+    preview: str  # 8 hex digits naming this candidate in its preview's buttons
+    png: bytes
+    parsed: ParsedCommand  # the request once the painted copy's caption added to it
+    message_id: int  # the message that carried the painted copy
+
+    def to_dict(self) -> dict[str, object]:
+        return {"preview": self.preview, "png": base64.b64encode(self.png).decode("ascii"),
+                "parsed": self.parsed.to_json(), "message_id": self.message_id}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> MaskCandidate:
+        return cls(str(data["preview"]), base64.b64decode(str(data["png"])),
+                   ParsedCommand.from_json(str(data["parsed"])), int(str(data["message_id"])))
+
+
+@dataclass(frozen=True)
 class MaskWait:
     """/erase asked for a mask: the request waits for its owner's next image in the chat."""
 
@@ -32,12 +52,15 @@ class MaskWait:
     file_id: str  # the base image
     request_message_id: int
     prompt_message_id: int  # the bot's "send me a mask" message (group users reply to it)
+    # A painted copy made into a mask, waiting for [Run] under its preview; None: none yet.
+    candidate: MaskCandidate | None = None
 
     def to_json(self) -> str:
         return json.dumps({
             "parsed": self.parsed.to_json(), "file_id": self.file_id,
             "request_message_id": self.request_message_id,
             "prompt_message_id": self.prompt_message_id,
+            "candidate": self.candidate.to_dict() if self.candidate is not None else None,
         })
 
     def with_caption(self, extra: ParsedCommand) -> ParsedCommand:
@@ -53,8 +76,10 @@ class MaskWait:
     @classmethod
     def from_json(cls, user_id: int, chat_id: int, payload: str) -> MaskWait:
         data = json.loads(payload)
+        candidate = data.get("candidate")
         return cls(user_id, chat_id, ParsedCommand.from_json(data["parsed"]), data["file_id"],
-                   int(data["request_message_id"]), int(data["prompt_message_id"]))
+                   int(data["request_message_id"]), int(data["prompt_message_id"]),
+                   MaskCandidate.from_dict(candidate) if candidate else None)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,14 @@ class CommandParseError(BotError):
         return self.key
 
 
+class BoxParseError(CommandParseError):
+    """A ``box=`` of /erase is malformed: the example shown is one with a box."""
+
+    @property
+    def example_key(self) -> str:
+        return "example_erase_box"
+
+
 class ImageError(BotError):
     """An image (photo, document or mask) cannot be used; ``key`` names the catalogue message."""
 
@@ -142,12 +150,22 @@ class QuotaExceededError(StoreError):
 
     key = "quota_exceeded"
 
-    def __init__(self, remaining: int, requested: int, *, limit: int, resets_on: str) -> None:
+    def __init__(
+        self, remaining: int, requested: int, *, limit: int, resets_on: str,
+        for_sale: bool = False,
+    ) -> None:
         self.remaining = remaining
         self.requested = requested
         self.limit = limit
         self.resets_on = resets_on  # the first day of the next month in QUOTA_TIMEZONE
+        # Images are on sale (STAR_PACKS): the message points to /buy, not to an admin.
+        self.key = "quota_exceeded_buy" if for_sale else "quota_exceeded"
         super().__init__(f"requested {requested}, {remaining} remaining of {limit}")
+
+    def offering_packs(self) -> QuotaExceededError:
+        """The same refusal, pointing to /buy."""
+        return QuotaExceededError(self.remaining, self.requested, limit=self.limit,
+                                  resets_on=self.resets_on, for_sale=True)
 
     def text_params(self) -> Mapping[str, object]:
         return {"remaining": self.remaining, "requested": self.requested, "limit": self.limit,
@@ -199,6 +217,10 @@ class UnknownUserError(StoreError):
 
 class JobNotFoundError(StoreError):
     """No job has this id."""
+
+
+class StarPaymentNotFoundError(StoreError):
+    """No payment in the Stars ledger has this telegram_payment_charge_id."""
 
 
 # --- DashScope ---------------------------------------------------------------------------------
@@ -365,3 +387,37 @@ class DeliveryError(BotError):
         self.reason = reason
         self.permanent = permanent
         super().__init__(reason)
+
+
+# --- the Mini App (bot/web) --------------------------------------------------------------------
+
+
+class WebAuthError(BotError):
+    """A request to the bot's web server could not be trusted: it is refused and runs nothing.
+
+    ``reason`` is for the log (never a secret); the page shows the catalogue text.
+    """
+
+    key = "miniapp_auth_failed"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class InitDataError(WebAuthError):
+    """``Telegram.WebApp.initData`` is missing, malformed, or not signed with our bot token."""
+
+
+class InitDataExpiredError(InitDataError):
+    """``initData`` was signed too long ago (``auth_date`` older than allowed)."""
+
+
+class LinkError(WebAuthError):
+    """A Mini App link's token is malformed or its signature does not match."""
+
+    key = "miniapp_link_invalid"
+
+
+class LinkExpiredError(LinkError):
+    """A Mini App link's token is past its expiry."""

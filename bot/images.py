@@ -621,3 +621,61 @@ def expand_scales_for_ratio(
     if target > current:
         return (MIN_EXPAND_SCALE, MIN_EXPAND_SCALE, scale, scale)
     return (scale, scale, MIN_EXPAND_SCALE, MIN_EXPAND_SCALE)
+
+
+# --- the Mini App's drawing (bot/web) ------------------------------------------------------------
+
+# The copy shown to paint on: enough for a finger's precision, small enough for a phone.
+DRAWING_MAX_SIDE = 1600
+
+
+def drawing_copy(raw: bytes, max_side: int = DRAWING_MAX_SIDE) -> PreparedImage:
+    """The photo as the Mini App shows it: EXIF orientation applied, longest side at most
+    ``max_side``, RGB JPEG (transparency on white). The drawn mask comes back at its size."""
+    im, _ = _decode(raw)
+    im = _normalize(im)
+    if im.mode == "RGBA":
+        sheet = Image.new("RGB", im.size, (255, 255, 255))
+        sheet.paste(im, mask=im.getchannel("A"))
+        im = sheet
+    im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return PreparedImage(_encode(im, "JPEG", quality=90), "image/jpeg", im.width, im.height)
+
+
+def check_drawn_mask(raw: bytes, size: tuple[int, int]) -> None:
+    """A mask from the Mini App must be a PNG of exactly ``size`` with something painted:
+    ``ImageError("miniapp_mask_bad")`` or ``ImageError("mask_empty")`` otherwise."""
+    width, height = size
+    refusal = ImageError("miniapp_mask_bad", "not a PNG of the drawing's size",
+                         width=width, height=height)
+    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise refusal
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(BytesIO(raw), formats=["PNG"])
+        if im.size != size:
+            raise refusal
+        im.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, UnidentifiedImageError,
+            *_DECODE_ERRORS) as exc:
+        raise refusal from exc
+    # Unpainted is black: a transparent pixel counts as black, as it shows on the page.
+    rgba = im.convert("RGBA")
+    sheet = Image.new("RGB", im.size, (0, 0, 0))
+    sheet.paste(rgba, mask=rgba.getchannel("A"))
+    grey = sheet.convert("L")
+    if grey.point(lambda v: 255 if v >= 128 else 0).getbbox() is None:
+        raise ImageError("mask_empty", "nothing painted")
+
+
+async def drawing_copy_async(raw: bytes) -> PreparedImage:
+    """:func:`drawing_copy` in a worker thread, off the event loop."""
+    return await asyncio.to_thread(drawing_copy, raw)
+
+
+async def check_drawn_mask_async(raw: bytes, size: tuple[int, int]) -> None:
+    """:func:`check_drawn_mask` in a worker thread, off the event loop."""
+    await asyncio.to_thread(check_drawn_mask, raw, size)

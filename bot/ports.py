@@ -16,8 +16,15 @@ MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Button:
+    """Either callback ``data`` or a ``web_app`` URL (a Mini App; private chats only)."""
+
     label: str
-    data: str  # callback data, <= 64 bytes
+    data: str = ""  # callback data, <= 64 bytes
+    web_app: str | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.data) == (self.web_app is not None):
+            raise ValueError("a button has either callback data or a web_app URL")
 
 
 Keyboard = tuple[tuple[Button, ...], ...]

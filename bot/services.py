@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from telegram.ext import Application, CallbackContext, ExtBot
@@ -16,6 +16,9 @@ from bot.flood import PerUserLimit
 from bot.jobs import JobService
 from bot.telegram_io import TelegramMessenger
 from storage.models import Store
+
+if TYPE_CHECKING:  # bot.web imports bot.startup, which imports this module
+    from bot.web import WebServer
 
 SERVICES_KEY = "services"
 
@@ -32,6 +35,7 @@ class Services:
     bot_username: str
     cheap_limit: PerUserLimit = field(init=False)  # from the settings
     albums: AlbumCollector = field(init=False)  # from the settings
+    web: WebServer | None = None  # the Mini App's server, when PUBLIC_URL is set
 
     def __post_init__(self) -> None:
         self.albums = AlbumCollector(self.settings.album_window_seconds)

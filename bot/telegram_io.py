@@ -15,12 +15,13 @@ from telegram import (
     InputMediaPhoto,
     Message,
     ReplyParameters,
+    WebAppInfo,
 )
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 
 from bot.errors import DeliveryError, ImageError
-from bot.ports import MAX_DOWNLOAD_BYTES, Keyboard, OutgoingImage
+from bot.ports import MAX_DOWNLOAD_BYTES, Button, Keyboard, OutgoingImage
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,13 @@ SEND_RETRY_PAUSE = 1.0
 def to_markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
     if not keyboard:
         return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in keyboard]
-    )
+    return InlineKeyboardMarkup([[_button(b) for b in row] for row in keyboard])
+
+
+def _button(button: Button) -> InlineKeyboardButton:
+    if button.web_app is not None:
+        return InlineKeyboardButton(button.label, web_app=WebAppInfo(button.web_app))
+    return InlineKeyboardButton(button.label, callback_data=button.data)
 
 
 def _reply(message_id: int | None) -> ReplyParameters | None:

@@ -100,6 +100,16 @@ CATALOGUE: dict[str, Text] = {
         zh="选项 {option} 给了不止一次。",
         en="The option {option} is given more than once.",
     ),
+    "cmd_error_bad_box": Text(
+        zh="{option}= 需要 0 到 100 之间的四个数：左,上,右,下（按宽和高的百分比），且左 < 右、上 < 下；收到的是 “{value}”。",
+        en="{option}= takes four numbers from 0 to 100: left,top,right,bottom in percent of the "
+        "width and height, with left < right and top < bottom; got “{value}”.",
+    ),
+    "cmd_error_too_many_boxes": Text(
+        zh="最多 {limit} 个 box=，收到 {count} 个。区域更复杂时，请在照片上用画笔涂抹。",
+        en="At most {limit} box= are allowed, got {count}. For a more complex area, paint it "
+        "over the photo with the brush instead.",
+    ),
     "cmd_error_expand_conflict": Text(
         zh="{first} 和 {second} 不能同时使用：扩图请只用一个数字、上下左右、或 ratio= 其中一种。",
         en="{first} and {second} cannot be combined: use one number, or sides, or ratio=.",
@@ -135,6 +145,9 @@ CATALOGUE: dict[str, Text] = {
         en="/instruct put a red hat on the dog strength=0.5",
     ),
     "example_erase": Text(zh="/erase 干净的木质桌面", en="/erase a clean wooden table top"),
+    "example_erase_box": Text(
+        zh="/erase box=10,20,60,80 一个玻璃花瓶", en="/erase box=10,20,60,80 a glass vase"
+    ),
     "example_dewatermark": Text(zh="/dewatermark", en="/dewatermark"),
     "example_expand": Text(
         zh="/expand 1.5 一家人在公园草坪上", en="/expand 1.5 a family on a lawn in the park"
@@ -182,10 +195,12 @@ CATALOGUE: dict[str, Text] = {
         "<code>/instruct put a hat on the dog</code>. Options strength=0-1, n=1-4, seed=",
     ),
     "cmd_usage_erase": Text(
-        zh="<code>/erase [描述]</code>：重绘蒙版（白色区域）部分；留空即删除该处的小物件，"
-        "删除大物件时请描述擦除后的画面。选项 n=、seed=",
-        en="<code>/erase [description]</code>: repaint the masked (white) area; leave it empty to "
-        "remove a small thing there, or describe what should be there instead. Options n=, seed=",
+        zh="<code>/erase [描述]</code>：重绘指定区域（在照片上涂抹、用 box= 框出，或发送蒙版）；留空即删除该处的小物件，"
+        "删除大物件时请描述擦除后的画面。选项 box=左,上,右,下（百分比，可写多个）、n=、seed=",
+        en="<code>/erase [description]</code>: repaint an area (painted over the photo, given "
+        "with box=, or a mask's white); leave it empty to "
+        "remove a small thing there, or describe what should be there instead. Options "
+        "box=left,top,right,bottom (percent; several allowed), n=, seed=",
     ),
     "cmd_usage_dewatermark": Text(
         zh="<code>/dewatermark [描述]</code>：去除文字和水印，"
@@ -268,6 +283,13 @@ CATALOGUE: dict[str, Text] = {
         "{min_ratio} 到 {max_ratio} 之间。",
         en="Cannot expand this picture to {ratio}: its width or height can grow to at most 3 "
         "times, so the reachable width/height ratio is between {min_ratio} and {max_ratio}.",
+    ),
+    # --- masks painted on the photo (bot/masks.py, #13) ------------------------------------------
+    "painted_unchanged": Text(
+        zh="这张图片和原图一样，看不到涂抹的笔画。请在 Telegram 的照片编辑器里用画笔涂出要修改的"
+        "区域，再把涂好的图片发给我。",
+        en="This is the same photo with no strokes I can see. Paint over the area to change with "
+        "the brush in Telegram's photo editor, then send me the painted photo.",
     ),
     # --- bot, pipeline and handlers --------------------------------------------------------------
     # status of a job
@@ -382,6 +404,13 @@ CATALOGUE: dict[str, Text] = {
         "{remaining} left (of {limit}). It resets on {reset}; for more before then, ask an "
         "admin. See /quota.",
     ),
+    "quota_exceeded_buy": Text(
+        "额度不足：需要 {requested} 张，剩余 {remaining} 张（每月 {limit} 张，于 {reset} 重置）。"
+        "可以用 /buy 购买图片包，购买的图片不会过期。用 /quota 查看详情。",
+        "Not enough images: {requested} {requested:image|images} needed, {remaining} left (of "
+        "{limit} a month, resetting on {reset}). Buy a pack with /buy; bought images never "
+        "expire. See /quota.",
+    ),
     "admin_alert": Text(
         "⚠️ 百炼账户问题：<b>{code}</b> {message}\n用户请求会失败，直到问题解决。",
         "⚠️ Bailian account problem: <b>{code}</b> {message}\nUser requests fail until it is fixed.",
@@ -486,19 +515,60 @@ CATALOGUE: dict[str, Text] = {
         "The file could not be downloaded from Telegram. Please send the image again.",
     ),
     "erase_ask_mask": Text(
-        "现在请发送蒙版图片（10 分钟内）：<b>白色</b> = 要修改的区域，<b>黑色</b> = 保持不变。"
-        "蒙版的长宽比例要和原图一致，尺寸可以不同。可以在说明里写上提示词。发送 /cancel 取消。",
-        "Now send the mask image (within 10 minutes): <b>white</b> = the area to change, "
-        "<b>black</b> = keep, same shape as the photo (any size). You may put a prompt in its "
-        "caption. "
+        "现在告诉我要改哪里（10 分钟内）：\n"
+        "🖌 <b>最简单</b>：把这张照片再发给我，发送前用 Telegram 图片编辑里的<b>画笔</b>涂抹要修改的地方。"
+        "我会先给你看要重绘的区域，确认后才开始、才扣额度。\n"
+        "或者发送黑白蒙版图片：<b>白色</b> = 要修改，<b>黑色</b> = 保持不变，长宽比例与原图一致。\n"
+        "下次也可以直接框出区域：<code>/erase box=10,20,60,80 一个玻璃花瓶</code>（左,上,右,下，按宽高的百分比）。\n"
+        "发送 /cancel 取消。",
+        "Now show me what to change (within 10 minutes):\n"
+        "🖌 <b>Easiest</b>: send this photo back to me with the area painted over using the "
+        "<b>brush</b> of Telegram's photo editor (tap the photo before sending). I show you what "
+        "will be repainted first; nothing runs or is charged until you confirm.\n"
+        "Or send a black-and-white mask: <b>white</b> = change, <b>black</b> = keep, the shape of "
+        "the photo.\n"
+        "Next time you can name the area at once: "
+        "<code>/erase box=10,20,60,80 a glass vase</code> (left,top,right,bottom in percent of "
+        "the width and height).\n"
         "Send /cancel to stop.",
     ),
     "erase_ask_mask_group": Text(
-        "现在请<b>回复这条消息</b>发送蒙版图片（10 分钟内）：<b>白色</b> = 要修改的区域，"
-        "<b>黑色</b> = 保持不变。只有发起请求的人发送的图片才会被当作蒙版。发送 /cancel 取消。",
-        "Now <b>reply to this message</b> with the mask image (within 10 minutes): "
-        "<b>white</b> = the area to change, <b>black</b> = keep. Only the requester's image "
-        "counts as the mask. Send /cancel to stop.",
+        "现在请<b>回复这条消息</b>，告诉我要改哪里（10 分钟内）：\n"
+        "🖌 <b>最简单</b>：回复时附上这张照片，发送前用 Telegram 图片编辑里的<b>画笔</b>涂抹要修改的地方；"
+        "确认后才开始、才扣额度。\n"
+        "或者附上黑白蒙版图片：<b>白色</b> = 要修改，<b>黑色</b> = 保持不变。\n"
+        "也可以直接框出区域：<code>/erase box=10,20,60,80 一个玻璃花瓶</code>。\n"
+        "只有发起请求的人发送的图片才算数。发送 /cancel 取消。",
+        "Now <b>reply to this message</b> to show me what to change (within 10 minutes):\n"
+        "🖌 <b>Easiest</b>: reply with this photo, painted over with the <b>brush</b> of "
+        "Telegram's photo editor where it should change; nothing runs or is charged until you "
+        "confirm.\n"
+        "Or reply with a black-and-white mask: <b>white</b> = change, <b>black</b> = keep.\n"
+        "Or name the area at once: <code>/erase box=10,20,60,80 a glass vase</code>.\n"
+        "Only the requester's image counts. Send /cancel to stop.",
+    ),
+    "mask_preview": Text(
+        "红色区域（约占画面 {percent}%）将被重绘。确认后才开始并扣除额度。",
+        "The red area (about {percent}% of the picture) will be repainted. Nothing runs or is "
+        "charged until you press Run.",
+    ),
+    "btn_mask_run": Text("▶️ 开始", "▶️ Run"),
+    "btn_mask_redo": Text("↩️ 重画", "↩️ Redo"),
+    "btn_mask_cancel": Text("✖ 取消", "✖ Cancel"),
+    "btn_draw_mask": Text("🖌 画出蒙版", "🖌 Draw the mask"),
+    "mask_redo": Text(
+        "好的，请重新涂抹照片后发给我（或发送蒙版图片）。发送 /cancel 取消。",
+        "OK: paint over the photo again and send it (or send a mask image). Send /cancel to stop.",
+    ),
+    "mask_preview_gone": Text(
+        "这个预览已失效：请求已开始、已取消或已有更新的预览。",
+        "This preview is no longer current: the request ran, was cancelled, or has a newer "
+        "preview.",
+    ),
+    "miniapp_wait_gone": Text(
+        "这幅画对应的 /erase 请求已结束（已开始、已取消或已过期）。请带着照片重新发送 /erase。",
+        "The /erase request this drawing was for has ended (it ran, was cancelled or expired). "
+        "Send /erase with the photo again.",
     ),
     "mask_question": Text(
         "这张图片看起来像照片，不像蒙版（蒙版只有黑白两色：白色 = 要修改的区域，黑色 = 保持不变）。"
@@ -513,8 +583,9 @@ CATALOGUE: dict[str, Text] = {
         "No longer waiting for the mask for /{command}.",
     ),
     "mask_still_waiting": Text(
-        "还在等待 /{command} 的蒙版：请发送蒙版图片，或发送 /cancel 取消。",
-        "Still waiting for the mask for /{command}: send the mask image, or /cancel to stop.",
+        "还在等待 /{command} 的蒙版：请发送用画笔涂抹过的照片或蒙版图片，或发送 /cancel 取消。",
+        "Still waiting for the mask for /{command}: send the photo painted over with the brush, "
+        "or a mask image, or /cancel to stop.",
     ),
     "mask_retry": Text("请再发送一张蒙版，或发送 /cancel 取消。", "Send another mask, or /cancel."),
     "pick_style": Text("选择一种局部风格：", "Pick a local style:"),
@@ -636,6 +707,135 @@ CATALOGUE: dict[str, Text] = {
     "queue_header": Text(
         "排队中 {queued} 个，处理中 {active} 个。", "{queued} queued, {active} running.",
     ),
+    # --- images bought with Telegram Stars (bot/payments.py, handlers/payments.py) -------------
+    "stars_off": Text(
+        "目前不出售额外的张数。", "Images are not for sale at the moment.",
+    ),
+    "stars_choose": Text(
+        "选择要购买的张数，用 Telegram Stars 付款。购买的张数不会过期，本月额度用完后才会使用。",
+        "Choose a pack, paid in Telegram Stars. Purchased images never expire and are used "
+        "once this month's quota is spent.",
+    ),
+    "stars_pack_button": Text(
+        "{images} 张 · {stars} ⭐", "{images} {images:image|images} · {stars} ⭐",
+    ),
+    # Invoice title: at most 32 characters; description: at most 255. Plain text, no HTML.
+    "stars_invoice_title": Text(
+        "{images} 张图片", "{images} {images:image|images}",
+    ),
+    "stars_invoice_description": Text(
+        "为你的账号增加 {images} 张图片，不会过期；本月额度用完后使用。",
+        "{images} more {images:image|images} for your account. They never expire and are "
+        "used after your monthly quota.",
+    ),
+    "stars_pack_gone": Text(
+        "这个套餐已不再出售，请重新发送 /buy 查看当前的套餐。",
+        "That pack is no longer offered; send /buy to see the current ones.",
+    ),
+    # Pre-checkout refusals: shown by Telegram in the payment form, plain text.
+    "stars_refused_off": Text(
+        "目前不出售额外的张数，没有扣款。",
+        "Images are not for sale at the moment; you were not charged.",
+    ),
+    "stars_refused_pack": Text(
+        "这个套餐或它的价格已经变化，没有扣款。请发送 /buy 重新选择。",
+        "That pack or its price has changed; you were not charged. Send /buy to choose again.",
+    ),
+    "stars_refused_payer": Text(
+        "这张账单是为另一位用户开的，没有扣款。请自己发送 /buy。",
+        "This invoice was made for someone else; you were not charged. Send /buy yourself.",
+    ),
+    "stars_refused_access": Text(
+        "你不在允许使用本机器人的名单中，没有扣款。",
+        "You are not on this bot's allow-list; you were not charged.",
+    ),
+    "stars_refused_banned": Text(
+        "你已被禁止使用本机器人，没有扣款。",
+        "You are banned from this bot; you were not charged.",
+    ),
+    "stars_paid": Text(
+        "✅ 付款成功，已增加 {images} 张。你现在有 <b>{purchased}</b> 张购买的图片（不会过期），"
+        "加上本月额度共剩余 {remaining} 张。",
+        "✅ Payment received: {images} {images:image|images} added. You now have "
+        "<b>{purchased}</b> purchased {purchased:image|images} (they never expire); "
+        "{remaining} left in all, with this month's quota.",
+    ),
+    "stars_paid_before": Text(
+        "这笔付款之前已经入账，没有重复增加。你现在有 <b>{purchased}</b> 张购买的图片。",
+        "This payment was credited before; nothing was added twice. You have "
+        "<b>{purchased}</b> purchased {purchased:image|images}.",
+    ),
+    "stars_payment_unknown": Text(
+        "收到一笔无法对应到套餐的付款，已经记录。请通过 /paysupport 联系我们，"
+        "并附上付款 ID：<code>{charge}</code>",
+        "A payment arrived that I cannot match to a pack; it was logged. Please contact us "
+        "through /paysupport with the payment id: <code>{charge}</code>",
+    ),
+    "stars_paysupport": Text(
+        "付款遇到问题？请联系本机器人的运营者，并附上付款 ID"
+        "（在付款确认消息或 Telegram 的交易记录中）。退款以 Telegram Stars 退回。",
+        "A problem with a payment? Contact the operator of this bot with the payment id (in "
+        "the confirmation or in Telegram's transaction history). Refunds are paid back in "
+        "Telegram Stars.",
+    ),
+    "stars_terms": Text(
+        "购买条款：购买的张数只用于本机器人的图片编辑，不会过期，本月额度用完后才会使用。"
+        "只有成功送达的图片才计数，失败的请求会退回张数。付款以 Telegram Stars 进行；"
+        "退款由运营者处理，见 /paysupport。",
+        "Terms: purchased images are for editing photos with this bot. They never expire and "
+        "are used once this month's quota is spent. Only delivered images count; a failed "
+        "request gives its images back. Payment is in Telegram Stars; refunds are handled by "
+        "the operator, see /paysupport.",
+    ),
+    "quota_purchased": Text(
+        "购买的图片：<b>{purchased}</b> 张（不会过期，本月额度用完后使用；/buy 购买更多）。",
+        "Purchased images: <b>{purchased}</b> (they never expire and are used after the "
+        "monthly quota; /buy for more).",
+    ),
+    "admin_usage_refund": Text(
+        "用法：/refund &lt;用户&gt; &lt;付款 ID&gt;（付款 ID 即 telegram_payment_charge_id）",
+        "Usage: /refund &lt;user&gt; &lt;telegram_payment_charge_id&gt;",
+    ),
+    "admin_refund_unknown": Text(
+        "账本中没有 {user} 的付款 <code>{charge}</code>。",
+        "No payment <code>{charge}</code> by {user} in the ledger.",
+    ),
+    "admin_refund_again": Text(
+        "付款 <code>{charge}</code> 已于 {when} 退款，不会重复退款。",
+        "Payment <code>{charge}</code> was refunded on {when}; it is not refunded twice.",
+    ),
+    "admin_refund_failed": Text(
+        "Telegram 拒绝退还付款 <code>{charge}</code>：{reason}。账本没有改变。",
+        "Telegram refused to refund payment <code>{charge}</code>: {reason}. The ledger is "
+        "unchanged.",
+    ),
+    "admin_refunded": Text(
+        "已向 {user} 退还 {stars} ⭐（付款 <code>{charge}</code>）。收回未使用的 {removed} 张"
+        "（套餐共 {images} 张），对方现有购买的图片 {purchased} 张。",
+        "Refunded {stars} ⭐ to {user} (payment <code>{charge}</code>). Took back {removed} "
+        "unused {removed:image|images} of the pack's {images}; they now have {purchased} "
+        "purchased {purchased:image|images}.",
+    ),
+    "admin_refund_synced": Text(
+        "Telegram 表示付款 <code>{charge}</code> 已经退过款，账本现已标记为退款。"
+        "收回未使用的 {removed} 张，{user} 现有购买的图片 {purchased} 张。",
+        "Telegram says payment <code>{charge}</code> was refunded already; the ledger now "
+        "says so too. Took back {removed} unused {removed:image|images}; {user} now has "
+        "{purchased} purchased {purchased:image|images}.",
+    ),
+    "usage_stars": Text(
+        "Telegram Stars：本月收入 {paid_month} ⭐（{payments_month} 笔），退款 {refunded_month} ⭐"
+        "（{refunds_month} 笔）；累计收入 {paid_total} ⭐（{payments_total} 笔），"
+        "退款 {refunded_total} ⭐（{refunds_total} 笔）。",
+        "Telegram Stars: {paid_month} ⭐ this month ({payments_month} "
+        "{payments_month:payment|payments}), {refunded_month} ⭐ refunded ({refunds_month}); "
+        "all time {paid_total} ⭐ ({payments_total}), {refunded_total} ⭐ refunded "
+        "({refunds_total}).",
+    ),
+    "menu_buy": Text("用 Telegram Stars 购买更多张数", "Buy more images with Telegram Stars"),
+    "menu_paysupport": Text("付款帮助", "Help with a payment"),
+    "menu_terms": Text("购买条款", "Terms of purchase"),
+    "menu_refund": Text("管理：退还 Stars 付款", "Admin: refund a Stars payment"),
     # command menu
     "menu_edit": Text("通义千问图像编辑：按描述修改图片", "Edit a photo as described (Qwen)"),
     "menu_style": Text("全局风格化", "Restyle the whole photo"),
@@ -676,7 +876,8 @@ CATALOGUE: dict[str, Text] = {
         "<code>/style 转换成法国绘本风格 strength=0.6</code> 全局风格化\n"
         "<code>/localstyle 冰雕 把房子变成冰雕</code> 局部风格化：冰雕、云朵、花灯、木板、青花瓷、毛茸茸、毛线、气球\n"
         "<code>/instruct 给小狗戴上帽子 strength=0.5</code> 指令编辑\n"
-        "<code>/erase 一个玻璃花瓶</code> 局部重绘：随后发送蒙版（白色=修改，黑色=保留），提示词可留空表示删除\n"
+        "<code>/erase 一个玻璃花瓶</code> 局部重绘：随后发回用画笔涂抹过的照片，或发送蒙版（白色=修改）；"
+        "或直接 <code>/erase box=10,20,60,80 一个玻璃花瓶</code>；提示词可留空表示删除\n"
         "<code>/dewatermark</code> 去水印\n"
         "<code>/expand 1.5</code>、<code>/expand left=1.5 right=1.5</code>、<code>/expand ratio=16:9</code> 扩图\n"
         "<code>/upscale 4</code> 放大 1–4 倍\n"
@@ -687,7 +888,9 @@ CATALOGUE: dict[str, Text] = {
         "<b>群组</b>：回复一张图片发送 <code>/upscale@{bot}</code>。机器人开启隐私模式时只能看到命令和回复它的消息，"
         "所以蒙版请回复机器人的提示消息发送。\n"
         "<b>额度</b>：/quota 查看；只对成功送达的图片计费。/lang 切换语言；/cancel 取消等待中的蒙版、"
-        "图片或排队的请求；/id 查看你的数字 ID。",
+        "图片或排队的请求；/id 查看你的数字 ID。\n"
+        "<b>购买</b>：/buy 用 Telegram Stars 购买更多张数（不会过期）；/paysupport 付款帮助；"
+        "/terms 购买条款。",
         "I edit your photos with Alibaba Cloud Bailian models.\n"
         "<b>How</b>: send a photo with a command as its caption, or reply to a photo with a "
         "command. In a private chat, a photo with any caption is an /edit.\n\n"
@@ -697,8 +900,9 @@ CATALOGUE: dict[str, Text] = {
         "<code>/localstyle ice turn the house into ice</code> local style: ice, cloud, "
         "lantern, wooden, porcelain, fluffy, weaving, balloon\n"
         "<code>/instruct put a hat on the dog strength=0.5</code> edit by instruction\n"
-        "<code>/erase a glass vase</code> repaint a masked area: then send the mask (white = "
-        "change, black = keep); no prompt = remove\n"
+        "<code>/erase a glass vase</code> repaint an area: then send the photo back painted "
+        "over with the brush, or a mask (white = change), or name it at once with "
+        "<code>box=10,20,60,80</code> (percent); no prompt = remove\n"
         "<code>/dewatermark</code> remove text and watermarks\n"
         "<code>/expand 1.5</code>, <code>/expand left=1.5 right=1.5</code>, "
         "<code>/expand ratio=16:9</code> expand the canvas\n"
@@ -711,7 +915,54 @@ CATALOGUE: dict[str, Text] = {
         "the bot only sees commands and replies to it, so send masks as a reply to its prompt.\n"
         "<b>Quota</b>: see /quota; only delivered images are charged. /lang switches language, "
         "/cancel stops a wait for a mask or a photo, or a queued request; /id shows your "
-        "numeric id.",
+        "numeric id.\n"
+        "<b>Buying</b>: /buy more images with Telegram Stars (they never expire); /paysupport "
+        "for help with a payment; /terms for the terms of purchase.",
+    ),
+    # --- the Mini App for drawing an /erase mask (bot/web; btn_draw_mask and
+    # miniapp_wait_gone are with the /erase texts above) --------------------------------------
+    "miniapp_title": Text("涂出要重绘的区域", "Paint the area to repaint"),
+    "miniapp_hint": Text(
+        "用手指或鼠标涂抹要修改的地方，然后点击下方的按钮。",
+        "Paint over what should change with a finger or the mouse, then press the button below.",
+    ),
+    "miniapp_brush": Text("画笔", "Brush"),
+    "miniapp_size": Text("粗细", "Size"),
+    "miniapp_eraser": Text("橡皮", "Eraser"),
+    "miniapp_undo": Text("撤销", "Undo"),
+    "miniapp_clear": Text("清除", "Clear"),
+    "miniapp_submit": Text("重绘这个区域", "Repaint this area"),
+    "miniapp_sending": Text("正在发送蒙版…", "Sending the mask…"),
+    "miniapp_loading": Text("正在加载照片…", "Loading the photo…"),
+    "miniapp_open_in_telegram": Text(
+        "请在 Telegram 里打开这个页面：点击机器人消息下的“🖌 画出蒙版”按钮。",
+        "Open this page from Telegram: press \"🖌 Draw the mask\" under the bot's message.",
+    ),
+    "miniapp_link_invalid": Text(
+        "这个链接无效或已过期。请在 Telegram 里重新发送带 /erase 的照片。",
+        "This link is invalid or has expired. Send the photo with /erase again in Telegram.",
+    ),
+    "miniapp_auth_failed": Text(
+        "无法确认你的 Telegram 身份：请关闭这个页面，再从机器人的消息里打开。",
+        "Your Telegram identity could not be confirmed: close this page and open it again "
+        "from the bot's message.",
+    ),
+    "miniapp_not_requester": Text(
+        "这个页面属于别人的 /erase 请求，只有发起请求的人可以画蒙版。",
+        "This page belongs to someone else's /erase request: only the requester can draw its "
+        "mask.",
+    ),
+    "miniapp_mask_too_big": Text(
+        "蒙版太大：最多 {limit_mb} MB。请缩小涂抹区域后再试。",
+        "The mask is too big: at most {limit_mb} MB. Paint a smaller area and try again.",
+    ),
+    "miniapp_mask_bad": Text(
+        "蒙版无法使用：需要一张 {width}×{height} 的 PNG 图片。请重新打开页面再试。",
+        "The mask cannot be used: a {width}×{height} PNG was expected. Open the page again "
+        "and retry.",
+    ),
+    "miniapp_network_error": Text(
+        "无法连接机器人，请稍后再试。", "Could not reach the bot. Please try again.",
     ),
 }
 

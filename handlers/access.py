@@ -34,6 +34,12 @@ class AccessGate:
 
     async def check(self, update: Update, context: BotContext) -> None:
         """Stop an update from anyone not allowed; tell them once an hour at most."""
+        if update.pre_checkout_query is not None or (
+            update.message is not None and update.message.successful_payment is not None
+        ):
+            # Payments judge access themselves: a pre-checkout is refused with a reason (never
+            # left to time out), and Stars already taken are credited whatever changed since.
+            return
         user = update.effective_user
         chat = update.effective_chat
         if self._policy.allows(user.id if user else None, chat.id if chat else None):

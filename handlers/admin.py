@@ -1,18 +1,21 @@
-"""Admin commands: /setquota, /grant, /ban, /unban, /usage, /queue. Others are refused."""
+"""Admin commands: /setquota, /grant, /ban, /unban, /usage, /queue, /refund. Others are
+refused."""
 
 from __future__ import annotations
 
 import html
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from telegram import Message, Update
+from telegram.error import TelegramError
 
 from bot.alerts import percent_of, yuan
 from bot.services import BotContext
 from bot.texts import Lang, text
 from handlers.common import language_of, reply
-from storage.models import User, placeholder_name
+from storage.models import StarPaymentState, User, placeholder_name
 
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 MAX_ADMIN_IMAGES = 1_000_000
@@ -188,6 +191,15 @@ async def usage(update: Update, context: BotContext) -> None:
     lines = [text("usage_header", lang, month=report.month, images=report.total_images,
                   cost=f"{report.total_cost_yuan:.2f}")]
     lines.append(await _spend_line(context, report.month, lang))
+    revenue = await context.services.store.star_revenue(report.month)
+    if revenue.payments_total or context.services.settings.star_packs:
+        lines.append(text(
+            "usage_stars", lang, paid_month=revenue.paid_month,
+            payments_month=revenue.payments_month, refunded_month=revenue.refunded_month,
+            refunds_month=revenue.refunds_month, paid_total=revenue.paid_total,
+            payments_total=revenue.payments_total, refunded_total=revenue.refunded_total,
+            refunds_total=revenue.refunds_total,
+        ))
     for line in report.lines:
         lines.append(f"• {html.escape(line.model)} / {html.escape(line.function or '-')}: "
                      f"{line.images} · ¥{line.cost_yuan:.2f}")
@@ -230,3 +242,52 @@ async def queue(update: Update, context: BotContext) -> None:
         lines.append(f"{position}. #{job.id} {html.escape(job.command)} · user "
                      f"<code>{job.user_id}</code>")
     await reply(message, context, "\n".join(lines))
+
+
+async def refund(update: Update, context: BotContext) -> None:
+    """/refund <user> <telegram_payment_charge_id>: give a Stars payment back (refundStarPayment)
+    and take back the pack's images still unused."""
+    request = await _admin_request(update, context, values=1)
+    if request is None:
+        return
+    lang, message, store = request.lang, request.message, context.services.store
+    if len(request.rest) != 1:
+        await reply(message, context, text("admin_usage_refund", lang))
+        return
+    charge = request.rest[0]
+    shown = html.escape(charge)
+    payment = await store.star_payment(charge)
+    if payment is None or payment.user_id != request.user.user_id:
+        await reply(message, context, text("admin_refund_unknown", lang, charge=shown,
+                                           user=_who(request.user)))
+        return
+    if payment.state is StarPaymentState.REFUNDED:
+        await reply(message, context, text("admin_refund_again", lang, charge=shown,
+                                           when=_moment(context, payment.refunded_at)))
+        return
+    key = "admin_refunded"
+    try:
+        await context.bot.refund_star_payment(payment.user_id, charge)
+    except TelegramError as exc:
+        # Refunded already (from an earlier /refund whose ledger write was lost, or by
+        # Telegram): the ledger catches up. Anything else changes nothing here.
+        if "ALREADY_REFUNDED" not in str(exc).upper():
+            await reply(message, context, text("admin_refund_failed", lang, charge=shown,
+                                               reason=html.escape(str(exc))))
+            return
+        key = "admin_refund_synced"
+    done = await store.refund_star_payment(request.admin_id, charge)
+    if not done.refunded:  # another admin's /refund got there first
+        await reply(message, context, text("admin_refund_again", lang, charge=shown,
+                                           when=_moment(context, done.payment.refunded_at)))
+        return
+    await reply(message, context, text(
+        key, lang, user=_who(request.user), stars=payment.stars, charge=shown,
+        removed=done.images_removed, images=payment.pack_images, purchased=done.purchased,
+    ))
+
+
+def _moment(context: BotContext, moment: datetime | None) -> str:
+    if moment is None:
+        return "?"
+    return moment.astimezone(context.services.settings.tz).strftime("%Y-%m-%d %H:%M")

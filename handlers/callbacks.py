@@ -1,5 +1,5 @@
 """Inline-keyboard presses: run again, upscale a result, pick an action or a style, say
-whether an image sent during a mask wait is the mask.
+whether an image sent during a mask wait is the mask, run a painted mask's preview.
 
 Each kind of button has its own route in ``bot.app.build_application`` (by the patterns of
 ``bot.callback_data``); anything else is an expired or forged button.
@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
-from telegram import CallbackQuery, Update
-from telegram.error import BadRequest
+from telegram import CallbackQuery, Message, Update
+from telegram.error import BadRequest, TelegramError
 
 from bot.callback_data import (
     Again,
     CancelJob,
     MaskAnswer,
     MaskChoice,
+    MaskPreview,
     PickAction,
     PickStyle,
+    PreviewStep,
     Upscale,
 )
 from bot.commands import Command, ParsedCommand, parse_command
@@ -39,7 +42,7 @@ from bot.services import BotContext
 from bot.texts import Lang, render_error, text
 from handlers.common import ImageRef, is_group, language_of
 from handlers.edit import new_photo, run_command
-from handlers.masks import take_mask
+from handlers.masks import run_previewed, take_mask
 from storage.models import Job
 
 logger = logging.getLogger(__name__)
@@ -80,7 +83,7 @@ async def again(update: Update, context: BotContext) -> None:
     who = _requester(update, context, job.chat_id, job.request_message_id, lang)
     await _order(query, context, Press(PressKind.AGAIN, job.id, 0, who.user_id), who,
                  JobSpec.of(job).parsed.with_seed(new_seed()), job.input_file_id,
-                 mask_file_id=job.mask_file_id)
+                 mask_file_id=job.mask_file_id, mask_png=job.mask_png)
 
 
 async def upscale(update: Update, context: BotContext) -> None:
@@ -201,6 +204,59 @@ async def mask_choice(update: Update, context: BotContext) -> None:
     await new_photo(context, who, image, question.caption)
 
 
+async def mask_preview(update: Update, context: BotContext) -> None:
+    """[Run] [Redo] [Cancel] under the preview of a mask painted over the photo."""
+    query, data = _query(update)
+    press = MaskPreview.parse(data)
+    user = update.effective_user
+    message = query.message
+    if press is None or user is None or not isinstance(message, Message):
+        await expired(update, context)
+        return
+    lang = await language_of(update, context)
+    painted = message.reply_to_message  # the preview answers the painted copy
+    if painted is not None and painted.from_user is not None and painted.from_user.id != user.id:
+        await _answer(query, text("not_your_button", lang), show_alert=True)
+        return
+    services = context.services
+    chat_id = message.chat.id
+    wait = await services.conversations.mask_wait(chat_id, user.id)
+    candidate = wait.candidate if wait is not None else None
+    if wait is None or candidate is None or candidate.preview != press.preview:
+        await _answer(query, text("mask_preview_gone", lang), show_alert=True)
+        return
+    who = _requester(update, context, chat_id, candidate.message_id, lang)
+    if press.step is PreviewStep.RUN:
+        refusal = await services.jobs.precheck(who, candidate.parsed)
+        if refusal is not None:  # the wait stays: after /lang, a grant or next month it can run
+            await _answer(query, render_error(refusal, lang), show_alert=True)
+            return
+        if not await services.conversations.end_mask_wait(chat_id, user.id):
+            await _answer(query, text("mask_preview_gone", lang), show_alert=True)
+            return
+        await _answer(query, text("button_started", lang))
+        await _drop_keyboard(query)
+        await run_previewed(context, who, wait, candidate)
+        return
+    await _answer(query)
+    await _drop_keyboard(query)
+    if press.step is PreviewStep.REDO:
+        await services.conversations.start_mask_wait(replace(wait, candidate=None))
+        answer = text("mask_redo", lang)
+    else:
+        await services.conversations.end_mask_wait(chat_id, user.id)
+        answer = text("cancelled", lang)
+    await services.messenger.send_text(chat_id, answer, reply_to=candidate.message_id)
+
+
+async def _drop_keyboard(query: CallbackQuery) -> None:
+    """Take the buttons off a message once pressed, so they cannot be pressed again."""
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except TelegramError as exc:  # deleted meanwhile, or already without them
+        logger.info("the keyboard of a pressed message stayed: %s", exc)
+
+
 async def expired(update: Update, context: BotContext) -> None:
     """Any other button: from an older version of the bot, or forged."""
     query, _ = _query(update)
@@ -211,6 +267,7 @@ async def expired(update: Update, context: BotContext) -> None:
 async def _order(
     query: CallbackQuery, context: BotContext, press: Press, who: Requester,
     parsed: ParsedCommand, input_file_id: str, *, mask_file_id: str | None = None,
+    mask_png: bytes | None = None,
 ) -> None:
     """A result button's job: the press is answered first, "On it" only if the job will run.
 
@@ -228,7 +285,8 @@ async def _order(
             await _answer(query, render_error(refusal, who.lang), show_alert=True)
             return
         await _answer(query, text("button_started", who.lang))
-        result = await jobs.accept(who, parsed, input_file_id, mask_file_id=mask_file_id)
+        result = await jobs.accept(who, parsed, input_file_id, mask_file_id=mask_file_id,
+                                   mask_png=mask_png)
         if isinstance(result, Accepted):
             made = result.job.id
     finally:

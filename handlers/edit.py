@@ -182,7 +182,7 @@ async def run_command(
     """Start what a parsed command asks for, on the image it refers to."""
     if parsed.command is Command.LOCALSTYLE and parsed.style is None:
         await offer_styles(context, who, source, parsed)
-    elif parsed.command is Command.ERASE:
+    elif parsed.command is Command.ERASE and not parsed.boxes:  # box= is the mask already
         await ask_for_mask(context, who, parsed, source)
     else:
         await context.services.jobs.accept(who, parsed, source.file_id)

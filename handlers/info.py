@@ -30,7 +30,7 @@ async def help_command(update: Update, context: BotContext) -> None:
 
 
 async def quota(update: Update, context: BotContext) -> None:
-    """Used, remaining, granted extra, and when the month resets."""
+    """Used, remaining, granted extra, purchased images, and when the month resets."""
     message = update.effective_message
     user = update.effective_user
     if message is None or user is None:
@@ -41,11 +41,14 @@ async def quota(update: Update, context: BotContext) -> None:
         await reply(message, context, text("quota_admin", lang))
         return
     status = await services.store.quota_status(user.id)
-    await reply(message, context, text(
+    answer = text(
         "quota_status", lang, used=status.used, reserved=status.reserved,
         limit=status.limit, granted=status.granted, remaining=status.remaining,
         reset=next_month_start(status.month), tz=services.settings.quota_timezone,
-    ))
+    )
+    if status.purchased or services.settings.star_packs:  # bought images, or they may buy
+        answer += "\n" + text("quota_purchased", lang, purchased=status.purchased)
+    await reply(message, context, answer)
 
 
 async def lang_command(update: Update, context: BotContext) -> None:

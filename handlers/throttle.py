@@ -23,6 +23,8 @@ async def cheap_requests(update: Update, context: BotContext) -> None:
         return
     if image_of(message) is not None or image_of(message.reply_to_message) is not None:
         return  # an edit request: the quota and the queue limit those
+    if message.successful_payment is not None:
+        return  # Stars already taken: never dropped
     if not context.services.cheap_limit.allow(user.id):
         logger.info("update %s from user %s dropped: over the cheap-request limit",
                     update.update_id, user.id)

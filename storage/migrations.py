@@ -199,6 +199,43 @@ V6_STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX jobs_album_id ON jobs (album_id) WHERE album_id IS NOT NULL",
 )
 
+V7_STATEMENTS: tuple[str, ...] = (
+    # A mask made by the bot (painted over the photo, drawn in the Mini App) has no Telegram file
+    # to fetch again, so the job keeps its bytes until it has run.
+    "ALTER TABLE jobs ADD COLUMN mask_png BLOB",
+)
+
+V8_STATEMENTS: tuple[str, ...] = (
+    # Images bought with Telegram Stars: a balance that outlives the month. A job takes from
+    # the monthly quota first, then from it, and remembers how many it took, so that a refund
+    # or a partial delivery gives them back to where they came from.
+    "ALTER TABLE users ADD COLUMN purchased_images INTEGER NOT NULL DEFAULT 0"
+    " CHECK (purchased_images >= 0)",
+    "ALTER TABLE jobs ADD COLUMN reserved_purchased INTEGER NOT NULL DEFAULT 0"
+    " CHECK (reserved_purchased >= 0)",
+    # The ledger: one row per Telegram payment, unique by its charge id, so a payment delivered
+    # again (a redelivered update, a second instance) finds its row and credits nothing.
+    # month and refunded_month are in QUOTA_TIMEZONE, for /usage.
+    """
+    CREATE TABLE star_payments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users (user_id),
+        pack_images INTEGER NOT NULL CHECK (pack_images > 0),
+        stars INTEGER NOT NULL CHECK (stars > 0),
+        telegram_payment_charge_id TEXT NOT NULL UNIQUE,
+        provider_payment_charge_id TEXT,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('paid', 'refunded')),
+        month TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        refunded_at TEXT,
+        refunded_month TEXT,
+        images_removed INTEGER CHECK (images_removed IS NULL OR images_removed >= 0)
+    )
+    """,
+    "CREATE INDEX star_payments_user ON star_payments (user_id, id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "users, monthly usage, jobs, audit log", V1_STATEMENTS),
     Migration(2, "settings table, index for the monthly report", V2_STATEMENTS),
@@ -206,6 +243,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "update ids on jobs and audit; handled updates", V4_STATEMENTS),
     Migration(5, "conversations may be pending commands", V5_STATEMENTS),
     Migration(6, "album ids on jobs", V6_STATEMENTS),
+    Migration(7, "masks made by the bot kept on their jobs", V7_STATEMENTS),
+    Migration(8, "images bought with Telegram Stars: balance, ledger", V8_STATEMENTS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

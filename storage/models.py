@@ -73,10 +73,18 @@ class QuotaStatus:
     granted: int  # extra images granted by admins for this month
     used: int
     reserved: int
+    # Images bought with Telegram Stars and not yet taken by a job: they never expire, and a
+    # job takes them only once the month's quota is spent.
+    purchased: int = 0
+
+    @property
+    def monthly_remaining(self) -> int:
+        return max(0, self.limit + self.granted - self.used - self.reserved)
 
     @property
     def remaining(self) -> int:
-        return max(0, self.limit + self.granted - self.used - self.reserved)
+        """What the user may still request: the month's quota left plus purchased images."""
+        return self.monthly_remaining + self.purchased
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,8 @@ class NewJob:
     input_file_id: str
     images_requested: int
     mask_file_id: str | None = None
+    # A mask the bot made (painted over the photo or drawn in the Mini App): PNG bytes.
+    mask_png: bytes | None = None
     unlimited: bool = False  # admins: reserve nothing against a limit, but still record usage
     # The Telegram update that asked for it: one update makes at most one job, however often
     # Telegram sends it. None: no update behind it (e.g. tests, tools).
@@ -128,6 +138,7 @@ class Job:
     update_id: int | None = None  # the Telegram update that asked for it
     # The first job's id for each job of an album (create_album_jobs); None: a job on its own.
     album_id: int | None = None
+    mask_png: bytes | None = None  # NewJob.mask_png
 
 
 @dataclass(frozen=True)
@@ -198,6 +209,75 @@ class UsageReport:
     # model -> (images used this month, the account's free allowance for that model)
     free_allowance: dict[str, tuple[int, int]] = field(default_factory=dict)
     top_users: tuple[TopUser, ...] = ()
+
+
+class StarPaymentState(StrEnum):
+    PAID = "paid"
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True)
+class NewStarPayment:
+    """A successful payment in Telegram Stars, as the successful_payment update told it."""
+
+    user_id: int
+    pack_images: int
+    stars: int
+    telegram_payment_charge_id: str
+    provider_payment_charge_id: str | None
+    payload: str
+
+
+@dataclass(frozen=True)
+class StarPayment:
+    """One row of the Stars ledger."""
+
+    id: int
+    user_id: int
+    pack_images: int
+    stars: int
+    telegram_payment_charge_id: str
+    provider_payment_charge_id: str | None
+    payload: str
+    state: StarPaymentState
+    month: str  # "YYYY-MM" in QUOTA_TIMEZONE when paid
+    created_at: datetime
+    refunded_at: datetime | None
+    images_removed: int | None  # on refund: the pack's images still unused, taken back
+
+
+@dataclass(frozen=True)
+class StarCredit:
+    """What :meth:`Store.record_star_payment` did."""
+
+    payment: StarPayment
+    credited: bool  # False: the charge was recorded before (the update came again)
+    purchased: int  # the user's purchased images now
+
+
+@dataclass(frozen=True)
+class StarRefund:
+    """What :meth:`Store.refund_star_payment` did."""
+
+    payment: StarPayment
+    refunded: bool  # False: it was refunded before; nothing changed
+    images_removed: int
+    purchased: int  # the user's purchased images now
+
+
+@dataclass(frozen=True)
+class StarRevenue:
+    """Stars taken and given back, for /usage."""
+
+    month: str
+    paid_month: int  # stars of the payments made in ``month``
+    payments_month: int
+    refunded_month: int  # stars given back in ``month``
+    refunds_month: int
+    paid_total: int
+    payments_total: int
+    refunded_total: int
+    refunds_total: int
 
 
 class Store(Protocol):
@@ -387,6 +467,23 @@ class Store(Protocol):
         """Forget update ids older than UPDATE_MEMORY; returns how many handled records
         were deleted."""
         ...
+
+    # images bought with Telegram Stars
+    async def record_star_payment(self, payment: NewStarPayment) -> StarCredit:
+        """Record the payment in the ledger and credit its pack, in one transaction; a charge
+        id recorded before credits nothing."""
+        ...
+
+    async def star_payment(self, telegram_payment_charge_id: str) -> StarPayment | None: ...
+
+    async def refund_star_payment(
+        self, admin_id: int, telegram_payment_charge_id: str
+    ) -> StarRefund:
+        """Mark the payment refunded and take back the pack's images still unused (never more
+        than the balance); audited. Raises StarPaymentNotFoundError for an unknown charge."""
+        ...
+
+    async def star_revenue(self, month: str | None = None) -> StarRevenue: ...
 
     # admin settings (small key/value facts the bot keeps, e.g. when an alert was last sent)
     async def get_setting(self, key: str) -> str | None: ...

@@ -29,6 +29,7 @@ from bot.errors import (
     IllegalTransitionError,
     JobNotFoundError,
     QuotaExceededError,
+    StarPaymentNotFoundError,
     StoreUnavailableError,
     UnknownUserError,
 )
@@ -43,7 +44,13 @@ from storage.models import (
     JobCreation,
     JobState,
     NewJob,
+    NewStarPayment,
     QuotaStatus,
+    StarCredit,
+    StarPayment,
+    StarPaymentState,
+    StarRefund,
+    StarRevenue,
     TopUser,
     UsageLine,
     UsageReport,
@@ -121,6 +128,24 @@ def _job(row: aiosqlite.Row) -> Job:
         updated_at=_from_text(row["updated_at"]),
         update_id=row["update_id"],
         album_id=row["album_id"],
+        mask_png=row["mask_png"],
+    )
+
+
+def _star_payment(row: aiosqlite.Row) -> StarPayment:
+    return StarPayment(
+        id=row["id"],
+        user_id=row["user_id"],
+        pack_images=row["pack_images"],
+        stars=row["stars"],
+        telegram_payment_charge_id=row["telegram_payment_charge_id"],
+        provider_payment_charge_id=row["provider_payment_charge_id"],
+        payload=row["payload"],
+        state=StarPaymentState(row["state"]),
+        month=row["month"],
+        created_at=_from_text(row["created_at"]),
+        refunded_at=None if row["refunded_at"] is None else _from_text(row["refunded_at"]),
+        images_removed=row["images_removed"],
     )
 
 
@@ -324,7 +349,8 @@ class SqliteStore:
     async def _quota(self, tx: _Tx, user_id: int, month: str) -> QuotaStatus | None:
         """The user's figures for ``month``, or None if the user is unknown (one query)."""
         row = await tx.one(
-            "SELECT users.monthly_limit, usage.used, usage.reserved, usage.granted FROM users"
+            "SELECT users.monthly_limit, users.purchased_images, usage.used, usage.reserved,"
+            " usage.granted FROM users"
             " LEFT JOIN usage ON usage.user_id = users.user_id AND usage.month = ?"
             " WHERE users.user_id = ?",
             (month, user_id),
@@ -338,6 +364,7 @@ class SqliteStore:
             granted=row["granted"] or 0,
             used=row["used"] or 0,
             reserved=row["reserved"] or 0,
+            purchased=row["purchased_images"],
         )
 
     async def _known_quota(self, tx: _Tx, user_id: int, month: str) -> QuotaStatus:
@@ -387,15 +414,43 @@ class SqliteStore:
         await tx.run(f"UPDATE {table} SET update_id = NULL WHERE id = ?", (row["id"],))
         return None
 
+    @staticmethod
+    async def _reserve_purchased(tx: _Tx, user_id: int, job_id: int, images: int) -> None:
+        """Take ``images`` of the user's purchased balance for the job (the caller checked the
+        balance under the same write lock)."""
+        if images <= 0:
+            return
+        await tx.run(
+            "UPDATE users SET purchased_images = purchased_images - ? WHERE user_id = ?",
+            (images, user_id),
+        )
+        await tx.run("UPDATE jobs SET reserved_purchased = ? WHERE id = ?", (images, job_id))
+
     async def _close_reservation(self, tx: _Tx, row: aiosqlite.Row, charged: int) -> bool:
-        """Move the job's reservation into usage (``charged`` images) and release the rest."""
+        """Move the job's reservation into usage (``charged`` images) and release the rest.
+
+        A job took from the monthly quota first and purchased images last, so the images not
+        delivered go back to the purchased balance first: what was bought is never lost to a
+        month's end.
+        """
         if not row["reservation_open"]:
             return False
+        requested: int = row["images_requested"]
+        from_purchased: int = row["reserved_purchased"]
+        undelivered = requested - charged
+        back_to_purchased = min(undelivered, from_purchased)
+        from_monthly = requested - from_purchased
+        charged_monthly = from_monthly - (undelivered - back_to_purchased)
         await tx.run(
             "UPDATE usage SET reserved = reserved - ?, used = used + ?"
             " WHERE user_id = ? AND month = ?",
-            (row["images_requested"], charged, row["user_id"], row["quota_month"]),
+            (from_monthly, charged_monthly, row["user_id"], row["quota_month"]),
         )
+        if back_to_purchased:
+            await tx.run(
+                "UPDATE users SET purchased_images = purchased_images + ? WHERE user_id = ?",
+                (back_to_purchased, row["user_id"]),
+            )
         await tx.run(
             "UPDATE jobs SET reservation_open = 0, images_delivered = ?, updated_at = ?"
             " WHERE id = ?",
@@ -629,25 +684,28 @@ class SqliteStore:
             if earlier is not None:
                 return JobCreation(_job(earlier), replayed=True)
             quota = await self._known_quota(tx, job.user_id, month)
-            if not job.unlimited and quota.used + quota.reserved + n > quota.limit + quota.granted:
+            if not job.unlimited and n > quota.remaining:
                 raise QuotaExceededError(quota.remaining, n, limit=quota.limit + quota.granted,
                                          resets_on=next_month_start(month))
             if budget_yuan is not None:
                 check_budget(month=month, spent=await self._spend(tx, month), model=job.model,
                              images=n, budget=budget_yuan)
-            await self._add_usage(tx, job.user_id, month, reserved=n)
+            # The monthly quota first, then purchased images (admins' jobs take none).
+            from_purchased = 0 if job.unlimited else max(0, n - quota.monthly_remaining)
+            await self._add_usage(tx, job.user_id, month, reserved=n - from_purchased)
             job_id = await self._insert_job(tx, job, month, _to_text(now))
+            await self._reserve_purchased(tx, job.user_id, job_id, from_purchased)
             return JobCreation(_job(await self._job_row(tx, job_id)), replayed=False)
 
     @staticmethod
     async def _insert_job(tx: _Tx, job: NewJob, month: str, stamp: str) -> int:
         return await tx.insert(
             "INSERT INTO jobs (user_id, chat_id, request_message_id, command, model,"
-            " function, spec_json, input_file_id, mask_file_id, state, quota_month,"
+            " function, spec_json, input_file_id, mask_file_id, mask_png, state, quota_month,"
             " images_requested, reservation_open, created_at, updated_at, update_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
             (job.user_id, job.chat_id, job.request_message_id, job.command, job.model,
-             job.function, job.spec_json, job.input_file_id, job.mask_file_id,
+             job.function, job.spec_json, job.input_file_id, job.mask_file_id, job.mask_png,
              JobState.QUEUED.value, month, job.images_requested, stamp, stamp, job.update_id),
         )
 
@@ -676,18 +734,27 @@ class SqliteStore:
                 )
                 return tuple(JobCreation(_job(row), replayed=True) for row in rows)
             quota = await self._known_quota(tx, first.user_id, month)
-            if not first.unlimited and (
-                quota.used + quota.reserved + total > quota.limit + quota.granted
-            ):
+            if not first.unlimited and total > quota.remaining:
                 raise QuotaExceededError(quota.remaining, total,
                                          limit=quota.limit + quota.granted,
                                          resets_on=next_month_start(month))
             if budget_yuan is not None:
                 check_budget(month=month, spent=await self._spend(tx, month),
                              model=first.model, images=total, budget=budget_yuan)
-            await self._add_usage(tx, first.user_id, month, reserved=total)
+            # The monthly quota first, image by image in the album's order, then purchased.
+            monthly_left = 0 if first.unlimited else quota.monthly_remaining
+            from_purchased: list[int] = []
+            for job in jobs:
+                from_monthly = min(job.images_requested, monthly_left)
+                monthly_left -= from_monthly
+                from_purchased.append(
+                    0 if first.unlimited else job.images_requested - from_monthly
+                )
+            await self._add_usage(tx, first.user_id, month, reserved=total - sum(from_purchased))
             stamp = _to_text(now)
             ids = [await self._insert_job(tx, job, month, stamp) for job in jobs]
+            for job_id, images in zip(ids, from_purchased, strict=True):
+                await self._reserve_purchased(tx, first.user_id, job_id, images)
             await tx.run(
                 f"UPDATE jobs SET album_id = ? WHERE id IN ({', '.join('?' * len(ids))})",
                 (ids[0], *ids),
@@ -953,6 +1020,117 @@ class SqliteStore:
                     (before,),
                 )
             return await tx.run("DELETE FROM handled_updates WHERE handled_at <= ?", (before,))
+
+    # --- images bought with Telegram Stars -------------------------------------------------
+
+    async def record_star_payment(self, payment: NewStarPayment) -> StarCredit:
+        """Record the payment in the ledger and credit its pack, in one transaction.
+
+        The charge id is UNIQUE: a payment delivered again (a redelivered update, a restart, a
+        second instance) inserts nothing and credits nothing, even at the same moment.
+        """
+        if payment.pack_images < 1 or payment.stars < 1:
+            raise ValueError(f"a pack needs images and stars: {payment}")
+        now = self._now()
+        async with self._transaction(write=True) as tx:
+            # The payer wrote to the bot (track_user) before paying; keep the row valid anyway.
+            await tx.run(
+                "INSERT INTO users (user_id, display_name, created_at, last_seen_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING",
+                (payment.user_id, placeholder_name(payment.user_id), _to_text(now),
+                 _to_text(now)),
+            )
+            inserted = await tx.run(
+                "INSERT INTO star_payments (user_id, pack_images, stars,"
+                " telegram_payment_charge_id, provider_payment_charge_id, payload, state,"
+                " month, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (telegram_payment_charge_id) DO NOTHING",
+                (payment.user_id, payment.pack_images, payment.stars,
+                 payment.telegram_payment_charge_id, payment.provider_payment_charge_id,
+                 payment.payload, StarPaymentState.PAID.value, self.current_month(now),
+                 _to_text(now)),
+            )
+            row = await self._star_row(tx, payment.telegram_payment_charge_id)
+            if inserted:
+                await tx.run(
+                    "UPDATE users SET purchased_images = purchased_images + ? WHERE user_id = ?",
+                    (row["pack_images"], row["user_id"]),
+                )
+            return StarCredit(_star_payment(row), credited=bool(inserted),
+                              purchased=await self._purchased(tx, row["user_id"]))
+
+    async def star_payment(self, telegram_payment_charge_id: str) -> StarPayment | None:
+        async with self._transaction(write=False) as tx:
+            row = await tx.one("SELECT * FROM star_payments WHERE telegram_payment_charge_id = ?",
+                               (telegram_payment_charge_id,))
+        return None if row is None else _star_payment(row)
+
+    async def refund_star_payment(
+        self, admin_id: int, telegram_payment_charge_id: str
+    ) -> StarRefund:
+        """Mark the payment refunded and take back the pack's images still unused: at most the
+        pack, never more than the balance (images used, or held by a running job, stay
+        used). Audited; a payment refunded before changes nothing."""
+        now = self._now()
+        async with self._transaction(write=True) as tx:
+            row = await self._star_row(tx, telegram_payment_charge_id)
+            user_id: int = row["user_id"]
+            if row["state"] == StarPaymentState.REFUNDED.value:
+                return StarRefund(_star_payment(row), refunded=False,
+                                  images_removed=row["images_removed"] or 0,
+                                  purchased=await self._purchased(tx, user_id))
+            removed = min(row["pack_images"], await self._purchased(tx, user_id))
+            await tx.run(
+                "UPDATE users SET purchased_images = purchased_images - ? WHERE user_id = ?",
+                (removed, user_id),
+            )
+            await tx.run(
+                "UPDATE star_payments SET state = ?, refunded_at = ?, refunded_month = ?,"
+                " images_removed = ? WHERE id = ?",
+                (StarPaymentState.REFUNDED.value, _to_text(now), self.current_month(now),
+                 removed, row["id"]),
+            )
+            await self._audit(tx, admin_id, user_id, "star_refund",
+                              f"{telegram_payment_charge_id} -{removed}")
+            row = await self._star_row(tx, telegram_payment_charge_id)
+            return StarRefund(_star_payment(row), refunded=True, images_removed=removed,
+                              purchased=await self._purchased(tx, user_id))
+
+    async def star_revenue(self, month: str | None = None) -> StarRevenue:
+        """Stars paid and refunded in ``month`` (default: now) and in all time."""
+        month = month or self.current_month()
+        async with self._transaction(write=False) as tx:
+            row = await tx.one(
+                "SELECT"
+                " COALESCE(SUM(CASE WHEN month = ? THEN stars END), 0) AS paid_month,"
+                " COUNT(CASE WHEN month = ? THEN 1 END) AS payments_month,"
+                " COALESCE(SUM(CASE WHEN refunded_month = ? THEN stars END), 0)"
+                " AS refunded_month,"
+                " COUNT(CASE WHEN refunded_month = ? THEN 1 END) AS refunds_month,"
+                " COALESCE(SUM(stars), 0) AS paid_total, COUNT(*) AS payments_total,"
+                " COALESCE(SUM(CASE WHEN state = ? THEN stars END), 0) AS refunded_total,"
+                " COUNT(CASE WHEN state = ? THEN 1 END) AS refunds_total"
+                " FROM star_payments",
+                (month, month, month, month, StarPaymentState.REFUNDED.value,
+                 StarPaymentState.REFUNDED.value),
+            )
+        assert row is not None
+        return StarRevenue(month=month, **{name: int(row[name]) for name in (
+            "paid_month", "payments_month", "refunded_month", "refunds_month", "paid_total",
+            "payments_total", "refunded_total", "refunds_total")})
+
+    @staticmethod
+    async def _star_row(tx: _Tx, telegram_payment_charge_id: str) -> aiosqlite.Row:
+        row = await tx.one("SELECT * FROM star_payments WHERE telegram_payment_charge_id = ?",
+                           (telegram_payment_charge_id,))
+        if row is None:
+            raise StarPaymentNotFoundError(f"no Stars payment {telegram_payment_charge_id!r}")
+        return row
+
+    @staticmethod
+    async def _purchased(tx: _Tx, user_id: int) -> int:
+        row = await tx.one("SELECT purchased_images FROM users WHERE user_id = ?", (user_id,))
+        return 0 if row is None else int(row["purchased_images"])
 
     # --- settings --------------------------------------------------------------------------
 

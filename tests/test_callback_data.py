@@ -12,13 +12,18 @@ from bot.callback_data import (
     KINDS,
     MAX_CALLBACK_DATA_BYTES,
     MAX_JOB_ID,
+    MAX_PACK_IMAGES,
+    MAX_PACK_STARS,
     MAX_RESULT_INDEX,
     Again,
+    BuyPack,
     CallbackData,
     MaskAnswer,
     MaskChoice,
+    MaskPreview,
     PickAction,
     PickStyle,
+    PreviewStep,
     Upscale,
     parse,
 )
@@ -36,9 +41,28 @@ WIRE: list[tuple[CallbackData, str]] = [
     *((PickStyle(s), f"pick:ls:{s.value}") for s in LocalStyle),
     (MaskChoice(MaskAnswer.USE), "mask:use"),
     (MaskChoice(MaskAnswer.NEW), "mask:new"),
+    (BuyPack(10, 50), "buy:10:50"),
+    (BuyPack(MAX_PACK_IMAGES, MAX_PACK_STARS), "buy:999999:99999"),
+    *((MaskPreview(step, "0a1b2c3d"), f"mrun:{step.value}:0a1b2c3d") for step in PreviewStep),
 ]
 
 REFUSED = [
+    "buy:10",
+    "buy:10:",
+    "buy::50",
+    "buy:0:50",
+    "buy:10:0",
+    "buy:010:50",
+    "buy:10:50:1",
+    "buy:1000000:50",  # 7 digits
+    "buy:10:100000",  # 6 digits
+    "buy:１0:50",
+    "buy:10:50\n",
+    "buy:-10:50",
+    "mrun:run:0A1B2C3D",  # upper-case hex: one spelling only
+    "mrun:run:0a1b2c3",
+    "mrun:go:0a1b2c3d",
+    "mrun:run:0a1b2c3d\n",
     "",
     ":",
     "again",
@@ -186,6 +210,10 @@ def test_the_longest_data_fits_telegram() -> None:
         lambda: Upscale(0, 0),
         lambda: Upscale(1, -1),
         lambda: Upscale(1, MAX_RESULT_INDEX + 1),
+        lambda: BuyPack(0, 50),
+        lambda: BuyPack(10, 0),
+        lambda: BuyPack(MAX_PACK_IMAGES + 1, 50),
+        lambda: BuyPack(10, MAX_PACK_STARS + 1),
     ],
 )
 def test_values_that_cannot_be_encoded_are_refused_when_built(build: Callable[[], object]) -> None:

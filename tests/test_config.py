@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings, read_dotenv
+from bot.config import StarPack, load_settings, read_dotenv
 from bot.errors import ConfigError
 from bot.logging_setup import SecretMaskingFilter
 
@@ -63,6 +63,34 @@ def test_bad_value_names_the_variable(variable: str, value: str) -> None:
         load_settings(REQUIRED | {variable: value}, dotenv=None)
     assert caught.value.variable == variable
     assert variable in str(caught.value)
+
+
+def test_star_packs_are_parsed_in_order_and_off_by_default() -> None:
+    assert load_settings(REQUIRED, dotenv=None).star_packs == ()
+    settings = load_settings(REQUIRED | {"STAR_PACKS": " 10:50, 50 : 200 ,"}, dotenv=None)
+    assert settings.star_packs == (StarPack(10, 50), StarPack(50, 200))
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("10", "'10' is not images:stars"),
+        ("10:50:1", "'10:50:1' is not images:stars"),
+        ("ten:50", "'ten:50' is not images:stars"),
+        ("１0:50", "'１0:50' is not images:stars"),  # full-width digit
+        ("-10:50", "'-10:50' is not images:stars"),
+        ("0:50", "images must be 1 to"),
+        ("10:0", "Stars must be 1 to 10000"),
+        ("10:10001", "Stars must be 1 to 10000"),
+        ("10:50,10:50", "'10:50' is given twice"),
+        (",".join(f"{n}:{n}" for n in range(1, 12)), "at most 10 packs"),
+    ],
+)
+def test_bad_star_packs_name_the_value(value: str, named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(REQUIRED | {"STAR_PACKS": value}, dotenv=None)
+    assert caught.value.variable == "STAR_PACKS"
+    assert named in str(caught.value)
 
 
 def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
@@ -158,3 +186,38 @@ def test_masking_filter_hides_secrets_in_message_args_and_traceback(
     assert "sk-x" not in text
     assert "***" in text
     assert "getMe" in text
+
+
+def test_the_mini_app_server_is_off_without_a_public_url() -> None:
+    settings = load_settings(REQUIRED, dotenv=None)
+    assert settings.public_url is None
+    assert (settings.web_host, settings.web_port) == ("0.0.0.0", 8080)
+    settings = load_settings(REQUIRED | {
+        "PUBLIC_URL": "https://bot.example.com/draw/", "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": "9000",
+    }, dotenv=None)
+    assert settings.public_url == "https://bot.example.com/draw"
+    assert (settings.web_host, settings.web_port) == ("127.0.0.1", 9000)
+    # Plain http is accepted (local runs, tests); a warning is logged at start.
+    local = load_settings(REQUIRED | {"PUBLIC_URL": "http://127.0.0.1:8080"}, dotenv=None)
+    assert local.public_url == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PUBLIC_URL", "bot.example.com"),
+        ("PUBLIC_URL", "ftp://bot.example.com"),
+        ("PUBLIC_URL", "https://"),
+        ("PUBLIC_URL", "https://bot.example.com/?x=1"),
+        ("PUBLIC_URL", "https://bot.example.com/#top"),
+        ("WEB_PORT", "0"),
+        ("WEB_PORT", "65536"),
+        ("WEB_PORT", "http"),
+    ],
+)
+def test_bad_web_settings_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(REQUIRED | {variable: value}, dotenv=None)
+    assert caught.value.variable == variable
+    assert value in str(caught.value)

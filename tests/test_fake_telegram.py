@@ -20,6 +20,7 @@ from telegram import (
     InputMediaPhoto,
     ReplyParameters,
     Update,
+    WebAppInfo,
 )
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -495,3 +496,29 @@ async def test_more_api_rules(fake: FakeTelegram, bot: Bot) -> None:
         assert await second_instance.get_updates(timeout=0) == ()
         with pytest.raises(Conflict):
             await waiting
+
+
+async def test_web_app_buttons_follow_the_api_rules(fake: FakeTelegram, bot: Bot) -> None:
+    alice = fake.user(1, "Alice")
+    private = fake.private_chat(alice)
+    group = fake.group_chat(-100555)
+
+    def keyboard(url: str) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup([[InlineKeyboardButton("Draw", web_app=WebAppInfo(url))]])
+
+    sent = await bot.send_message(private["id"], "draw",
+                                  reply_markup=keyboard("https://bot.example.com/mask?t=x"))
+    assert sent.reply_markup is not None
+    assert sent.reply_markup.inline_keyboard[0][0].web_app == WebAppInfo(
+        "https://bot.example.com/mask?t=x")
+    # The fake's one allowance: http to the loopback host, for the bot's own test server.
+    await bot.send_message(private["id"], "draw", reply_markup=keyboard("http://127.0.0.1:8080/m"))
+    with pytest.raises(BadRequest, match=r"(?i)only https links are allowed"):
+        await bot.send_message(private["id"], "draw",
+                               reply_markup=keyboard("http://bot.example.com/mask"))
+    with pytest.raises(BadRequest, match=r"(?i)button_type_invalid"):
+        await bot.send_message(group["id"], "draw",
+                               reply_markup=keyboard("https://bot.example.com/mask"))
+    with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
+        await bot.send_message(private["id"], "x", reply_markup=InlineKeyboardMarkup(
+            [[InlineKeyboardButton("x", callback_data="x" * 65)]]))

@@ -570,7 +570,7 @@ async def test_opening_a_v1_database_migrates_it(tmp_path: Path, clock: FakeCloc
         assert [job.id for job in await store.queued_jobs_fair()] == [1]
         await store.set_setting("migrated", "yes")  # the v2 table exists
         assert await store.get_setting("migrated") == "yes"
-    assert user_version(path) == LATEST_VERSION == 6
+    assert user_version(path) == LATEST_VERSION == 8
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
     indexes = {row[0] for row in rows}
@@ -583,7 +583,7 @@ async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(UnsupportedDatabaseError, match=r"version 99.*up to 6"):
+    with pytest.raises(UnsupportedDatabaseError, match=rf"version 99.*up to {LATEST_VERSION}"):
         await SqliteStore.open(path, default_limit=5, tz=UTC)
     assert user_version(path) == 99
 

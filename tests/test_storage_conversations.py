@@ -276,5 +276,5 @@ async def test_opening_a_v2_database_migrates_it(tmp_path: Path, clock: Clock) -
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'conversations'"
         )}
     db.close()
-    assert version == LATEST_VERSION == 6
+    assert version == LATEST_VERSION == 8
     assert "conversations_expires_at" in indexes

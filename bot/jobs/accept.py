@@ -62,6 +62,7 @@ class Acceptor:
     def __init__(
         self, *, store: Store, messenger: Messenger, inputs: Inputs, queue: WorkQueue,
         status: StatusLines, alerts: AdminAlerts, budget_yuan: Decimal | None = None,
+        images_for_sale: bool = False,
     ) -> None:
         self._store = store
         self._messenger = messenger
@@ -70,10 +71,11 @@ class Acceptor:
         self._status = status
         self._alerts = alerts
         self._budget = budget_yuan  # MONTHLY_BUDGET_YUAN; None: no cap
+        self._for_sale = images_for_sale  # STAR_PACKS: a quota refusal points to /buy
 
     async def accept(
         self, who: Requester, parsed: ParsedCommand, input_file_id: str,
-        mask_file_id: str | None = None,
+        mask_file_id: str | None = None, mask_png: bytes | None = None,
     ) -> AcceptResult:
         """Check, prepare, reserve, persist, answer: the job is then durable and queued."""
         # The quota is left to the reservation's transaction, which knows the job of an update
@@ -82,11 +84,12 @@ class Acceptor:
         if refusal is not None:
             return await self._refuse(who, render_error(refusal, who.lang))
         try:
-            await self._inputs.check(parsed, input_file_id, mask_file_id)
+            await self._inputs.check(parsed, input_file_id, mask_file_id, mask_png)
             if parsed.seed is None and parsed.spec.model is Model.WANX_IMAGE_EDIT:
                 parsed = parsed.with_seed(new_seed())
             created = await self._store.create_or_replay_job(
-                self._new_job(who, parsed, input_file_id, mask_file_id), budget_yuan=self._budget
+                self._new_job(who, parsed, input_file_id, mask_file_id, mask_png),
+                budget_yuan=self._budget,
             )
         except BudgetExceededError as exc:
             logger.info("request of user %s refused by the spend cap: %s", who.user_id, exc)
@@ -95,7 +98,7 @@ class Acceptor:
             return refused
         except (RequestValidationError, ImageError, QuotaExceededError) as exc:
             logger.info("request of user %s refused: %s", who.user_id, exc)  # the API's words
-            return await self._refuse(who, render_error(exc, who.lang))
+            return await self._refuse(who, render_error(self._for_buyers(exc), who.lang))
         job = created.job
         if created.replayed:
             logger.info("job %s: update %s was delivered again; nothing new done", job.id,
@@ -120,9 +123,9 @@ class Acceptor:
         if quota and not who.is_admin:
             status = await self._store.quota_status(who.user_id)
             if status.remaining < parsed.n:
-                return QuotaExceededError(status.remaining, parsed.n,
-                                          limit=status.limit + status.granted,
-                                          resets_on=next_month_start(status.month))
+                return self._for_buyers(QuotaExceededError(
+                    status.remaining, parsed.n, limit=status.limit + status.granted,
+                    resets_on=next_month_start(status.month)))
         try:
             await self._check_budget(parsed)
         except BudgetExceededError as exc:
@@ -161,7 +164,7 @@ class Acceptor:
             return refused
         except (RequestValidationError, ImageError, QuotaExceededError) as exc:
             logger.info("album of user %s refused: %s", who.user_id, exc)
-            return await self._refuse(who, render_error(exc, who.lang))
+            return await self._refuse(who, render_error(self._for_buyers(exc), who.lang))
         lead = created[0].job
         if any(creation.replayed for creation in created):
             logger.info("album %s: update %s was delivered again; nothing new done",
@@ -188,6 +191,12 @@ class Acceptor:
             await self._status.clear(job)
         self._queue.wake()
         return Accepted(job=job, status_message_id=status_id)
+
+    def _for_buyers(self, error: BotError) -> BotError:
+        """A quota refusal points to /buy while images are on sale."""
+        if self._for_sale and isinstance(error, QuotaExceededError):
+            return error.offering_packs()
+        return error
 
     async def _check_budget(self, parsed: ParsedCommand, images: int | None = None) -> None:
         """Refuse a request over the spend cap before anything is downloaded.
@@ -217,7 +226,8 @@ class Acceptor:
 
     @staticmethod
     def _new_job(
-        who: Requester, parsed: ParsedCommand, input_file_id: str, mask_file_id: str | None
+        who: Requester, parsed: ParsedCommand, input_file_id: str, mask_file_id: str | None,
+        mask_png: bytes | None = None,
     ) -> NewJob:
         spec = parsed.spec
         return NewJob(
@@ -230,6 +240,7 @@ class Acceptor:
             spec_json=JobSpec(parsed, who.lang).to_json(),
             input_file_id=input_file_id,
             mask_file_id=mask_file_id,
+            mask_png=mask_png,
             images_requested=parsed.n,
             unlimited=who.is_admin,
             update_id=who.update_id,

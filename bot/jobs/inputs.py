@@ -16,6 +16,7 @@ from bot.images import (
     prepare_image_async,
     prepare_mask_async,
 )
+from bot.masks import box_mask_async
 from bot.ports import Messenger
 
 # Placeholders used to validate a request's options before any image is fetched.
@@ -102,27 +103,35 @@ class Inputs:
         return prepared
 
     async def check(
-        self, parsed: ParsedCommand, input_file_id: str, mask_file_id: str | None = None
+        self, parsed: ParsedCommand, input_file_id: str, mask_file_id: str | None = None,
+        mask_png: bytes | None = None,
     ) -> None:
         """Everything that can be refused before reserving: options, image, mask, ratio.
 
         Raises RequestValidationError or ImageError.
         """
-        check_options(parsed, with_mask=mask_file_id is not None)
-        base = await self.image(input_file_id, parsed.spec.model)
-        if mask_file_id is not None:
-            await self.mask(mask_file_id, (base.width, base.height))
-        if parsed.ratio is not None:
-            expand_scales_for_ratio(base.width, base.height, *parsed.ratio)
+        await self.request(parsed, input_file_id, mask_file_id, mask_png)
 
     async def request(
-        self, parsed: ParsedCommand, input_file_id: str, mask_file_id: str | None
+        self, parsed: ParsedCommand, input_file_id: str, mask_file_id: str | None,
+        mask_png: bytes | None = None,
     ) -> EditRequest:
-        """The API request with its images attached, validated."""
+        """The API request with its images attached, validated.
+
+        The mask is the uploaded file, else the bytes the bot made (painted or drawn), else
+        the request's ``box=`` regions drawn at the base image's size.
+        """
+        with_mask = mask_file_id is not None or mask_png is not None or bool(parsed.boxes)
+        check_options(parsed, with_mask=with_mask)
         base = await self.image(input_file_id, parsed.spec.model)
-        mask = None
+        size = (base.width, base.height)
+        mask: PreparedImage | None = None
         if mask_file_id is not None:
-            mask = await self.mask(mask_file_id, (base.width, base.height))
+            mask = await self.mask(mask_file_id, size)
+        elif mask_png is not None:
+            mask = await prepare_mask_async(mask_png, size)
+        elif parsed.boxes:
+            mask = await prepare_mask_async(await box_mask_async(size, parsed.boxes), size)
         scales = None
         if parsed.ratio is not None:
             scales = expand_scales_for_ratio(base.width, base.height, *parsed.ratio)

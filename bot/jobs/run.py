@@ -210,7 +210,8 @@ class Workers:
         else:  # a first guess while the images are prepared; submit tells how it really goes
             await line.say(waiting_text(spec.lang, slots.waiting))
         try:
-            request = await self._inputs.request(spec.parsed, job.input_file_id, job.mask_file_id)
+            request = await self._inputs.request(spec.parsed, job.input_file_id, job.mask_file_id,
+                                                 job.mask_png)
             if job.model == Model.QWEN_IMAGE_EDIT.value:
                 outcome = await self._through_outage(job, lambda: self._client.edit_sync(request))
             else:

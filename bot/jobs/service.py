@@ -48,6 +48,7 @@ class JobService:
         sweep_interval: float = SWEEP_INTERVAL,
         task_patience: float = RESULT_PATIENCE,
         budget_yuan: Decimal | None = None,
+        images_for_sale: bool = False,
         stuck_after: float = STUCK_AFTER,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -64,7 +65,7 @@ class JobService:
                                    patience=task_patience)
         self.acceptor = Acceptor(store=store, messenger=messenger, inputs=self.inputs,
                                  queue=self.queue, status=self.status, alerts=self.alerts,
-                                 budget_yuan=budget_yuan)
+                                 budget_yuan=budget_yuan, images_for_sale=images_for_sale)
         self.workers = Workers(store=store, client=client, queue=self.queue, inputs=self.inputs,
                                status=self.status, failures=self.failures,
                                deliverer=self.deliverer, alerts=self.alerts,
@@ -87,10 +88,10 @@ class JobService:
 
     async def accept(
         self, who: Requester, parsed: ParsedCommand, input_file_id: str, *,
-        mask_file_id: str | None = None,
+        mask_file_id: str | None = None, mask_png: bytes | None = None,
     ) -> AcceptResult:
         """Check, reserve, persist and answer; see :mod:`bot.jobs.accept`."""
-        return await self.acceptor.accept(who, parsed, input_file_id, mask_file_id)
+        return await self.acceptor.accept(who, parsed, input_file_id, mask_file_id, mask_png)
 
     async def precheck(self, who: Requester, parsed: ParsedCommand) -> BotError | None:
         """Why ``accept`` would refuse ``who`` at once (ban, quota, spend cap), or None.

@@ -43,6 +43,14 @@ MAX_PHOTO_ASPECT_RATIO = 20
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_ANSWER_LENGTH = 200
+# Invoices (https://core.telegram.org/bots/api#sendinvoice); the fake sells in Stars only.
+STARS_CURRENCY = "XTR"
+MAX_INVOICE_TITLE_LENGTH = 32
+MAX_INVOICE_DESCRIPTION_LENGTH = 255
+MAX_INVOICE_PAYLOAD_BYTES = 128
+# Seconds Telegram waits for answerPreCheckoutQuery before it gives up on the payment.
+PRE_CHECKOUT_TIMEOUT = 10.0
+QUERY_TOO_OLD = "query is too old and response timeout expired or query ID is invalid"
 # Smaller sizes Telegram derives from a photo; the original becomes the largest entry.
 THUMBNAIL_SIDES = (90, 320)
 
@@ -110,6 +118,15 @@ _STRING_PARAMS = frozenset(
         "description",
         "short_description",
         "name",
+        # payments
+        "title",
+        "payload",
+        "currency",
+        "provider_token",
+        "start_parameter",
+        "pre_checkout_query_id",
+        "error_message",
+        "telegram_payment_charge_id",
     }
 )
 # Bot profile texts: the method that sets or gets each and the field holding it.
@@ -189,6 +206,39 @@ def _bad_request(reason: str) -> BotApiError:
     return BotApiError(400, f"Bad Request: {reason}")
 
 
+# The kinds of inline button the bot may send; each button has exactly one.
+_INLINE_BUTTON_KINDS = ("callback_data", "url", "web_app", "switch_inline_query", "pay",
+                        "copy_text", "login_url", "callback_game",
+                        "switch_inline_query_current_chat", "switch_inline_query_chosen_chat")
+# The real API takes https Mini App URLs only. The fake also takes http to the loopback host,
+# so tests can point the button at the bot's own test server (Telegram never would).
+_LOOPBACK_WEB_APP = re.compile(r"http://(127\.0\.0\.1|localhost)(:\d+)?(/|$)")
+
+
+def _check_inline_keyboard(rows: Any, chat: JSONDict) -> None:
+    """Refuse an inline keyboard as the Bot API does (the checks the bot can trip)."""
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise _bad_request("can't parse inline keyboard button: field \"inline_keyboard\" "
+                           "must be an Array of Array")
+    for button in (b for row in rows for b in row):
+        if not isinstance(button, dict) or not str(button.get("text") or "").strip():
+            raise _bad_request("can't parse inline keyboard button: Text must be non-empty")
+        kinds = [kind for kind in _INLINE_BUTTON_KINDS if kind in button]
+        if len(kinds) != 1:
+            raise _bad_request("can't parse inline keyboard button: Text buttons are "
+                               "unallowed in the inline keyboard")
+        if kinds == ["callback_data"] and len(str(button["callback_data"]).encode()) > 64:
+            raise _bad_request("BUTTON_DATA_INVALID")
+        if kinds == ["web_app"]:
+            if chat.get("type") != "private":  # Mini App buttons: private chats only
+                raise _bad_request("BUTTON_TYPE_INVALID")
+            web_app = button["web_app"]
+            url = str(web_app.get("url") or "") if isinstance(web_app, dict) else ""
+            if not url.startswith("https://") and not _LOOPBACK_WEB_APP.match(url):
+                raise _bad_request(f"inline keyboard button Web App URL '{url}' is invalid: "
+                                   "Only HTTPS links are allowed")
+
+
 @dataclass
 class _Fault:
     error_code: int
@@ -215,6 +265,23 @@ class _Incoming:
     filename: str
     content_type: str
     existing: _StoredFile | None = None
+
+
+@dataclass
+class _PreCheckout:
+    """A pre_checkout_query pushed to the bot, and how (or whether) it was answered."""
+
+    query: JSONDict
+    chat: JSONDict  # where the invoice was, and where the payment's message goes
+    pushed_at: float  # time.monotonic()
+    answer: JSONDict | None = None  # {"ok": ..., "error_message": ...} once answered
+
+
+@dataclass
+class _StarCharge:
+    user_id: int
+    stars: int
+    refunded: bool = False
 
 
 @dataclass
@@ -661,6 +728,13 @@ class FakeTelegram:
         self._profile_texts: dict[tuple[str, str], str] = {}
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, list[float]] = {}
+        # payments in Stars
+        self.pre_checkout_timeout = PRE_CHECKOUT_TIMEOUT
+        self._invoices: dict[tuple[int, int], JSONDict] = {}  # (chat, message) -> sendInvoice
+        self._pre_checkout_ids = itertools.count(7_000_000_001)
+        self._pre_checkouts: dict[str, _PreCheckout] = {}
+        self._charge_ids = itertools.count(1)
+        self._star_charges: dict[str, _StarCharge] = {}
         handlers: dict[str, Callable[[ApiCall], Awaitable[Any]]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -691,6 +765,9 @@ class FakeTelegram:
             "setMyName": self._set_profile_text,
             "getMyName": self._get_profile_text,
             "setChatMenuButton": self._returns_true,
+            "sendInvoice": self._send_invoice,
+            "answerPreCheckoutQuery": self._answer_pre_checkout_query,
+            "refundStarPayment": self._refund_star_payment,
         }
         # Method names are case-insensitive on the real server.
         self._methods = {name.lower(): (name, handler) for name, handler in handlers.items()}
@@ -991,6 +1068,78 @@ class FakeTelegram:
         self.push_update({"callback_query": query})
         return query
 
+    def pay(
+        self,
+        user: JSONDict,
+        invoice_message: JSONDict,
+        *,
+        total_amount: int | None = None,
+        payload: str | None = None,
+    ) -> JSONDict:
+        """The user presses Pay on an invoice the bot sent: a pre_checkout_query update (the
+        invoice's own amount and payload unless overridden); returns the PreCheckoutQuery."""
+        chat_id = int(invoice_message["chat"]["id"])
+        invoice = self._invoices.get((chat_id, int(invoice_message["message_id"])))
+        if invoice is None:
+            raise KeyError("the bot sent no invoice in that message")
+        query: JSONDict = {
+            "id": str(next(self._pre_checkout_ids)),
+            "from": dict(user),
+            "currency": invoice["currency"],
+            "total_amount": invoice["total_amount"] if total_amount is None else total_amount,
+            "invoice_payload": invoice["payload"] if payload is None else payload,
+        }
+        self._pre_checkouts[query["id"]] = _PreCheckout(
+            query, dict(self._chats[chat_id]), time.monotonic()
+        )
+        self.push_update({"pre_checkout_query": query})
+        return query
+
+    def pre_checkout_answer(self, query_id: str) -> JSONDict | None:
+        """How the bot answered a pre-checkout query (``ok``, ``error_message``), or None."""
+        return self._pre_checkouts[query_id].answer
+
+    def complete_payment(self, query: JSONDict) -> JSONDict:
+        """Telegram charges after the bot said ok: the successful_payment message update."""
+        pending = self._pre_checkouts[query["id"]]
+        if pending.answer is None or not pending.answer.get("ok"):
+            raise AssertionError(f"pre-checkout {query['id']} was not approved: {pending.answer}")
+        return self.successful_payment(
+            query["from"], pending.chat, payload=query["invoice_payload"],
+            total_amount=int(query["total_amount"]), currency=query["currency"],
+        )
+
+    def successful_payment(
+        self,
+        user: JSONDict,
+        chat: JSONDict,
+        *,
+        payload: str,
+        total_amount: int,
+        currency: str = STARS_CURRENCY,
+        charge_id: str | None = None,
+    ) -> JSONDict:
+        """A successful_payment message from the user (a new charge id unless one is given: the
+        same charge again is what a second instance or a retried webhook would see)."""
+        if charge_id is None:
+            charge_id = f"stxFakeCharge{next(self._charge_ids):08d}"
+            self._star_charges[charge_id] = _StarCharge(int(user["id"]), total_amount)
+        content: JSONDict = {
+            "successful_payment": {
+                "currency": currency,
+                "total_amount": total_amount,
+                "invoice_payload": payload,
+                "telegram_payment_charge_id": charge_id,
+                "provider_payment_charge_id": "",
+            }
+        }
+        message = self._new_message(chat, user, content)
+        self.push_update({"message": message})
+        return message
+
+    def star_refunded(self, charge_id: str) -> bool:
+        return self._star_charges[charge_id].refunded
+
     def edit_text(
         self, user: JSONDict, chat: JSONDict, message: JSONDict, new_text: str
     ) -> JSONDict:
@@ -1288,10 +1437,11 @@ class FakeTelegram:
             raise _bad_request("message to be replied not found")
         return target
 
-    def _markup(self, params: dict[str, Any]) -> JSONDict:
+    def _markup(self, params: dict[str, Any], chat: JSONDict) -> JSONDict:
         markup = _object_param(params, "reply_markup")
         # Only inline keyboards are echoed back in the sent Message.
         if isinstance(markup, dict) and "inline_keyboard" in markup:
+            _check_inline_keyboard(markup["inline_keyboard"], chat)
             return {"reply_markup": markup}
         return {}
 
@@ -1475,7 +1625,7 @@ class FakeTelegram:
         content: JSONDict = {"text": formatted.text}
         if formatted.entities:
             content["entities"] = formatted.entities
-        content.update(self._markup(params))
+        content.update(self._markup(params, chat))
         return self._new_message(chat, self.bot_user, content, reply_to)
 
     async def _send_photo(self, call: ApiCall) -> JSONDict:
@@ -1485,7 +1635,7 @@ class FakeTelegram:
         caption = self._caption(params)
         reply_to = self._reply_for(chat, params)
         content: JSONDict = {"photo": await self._photo_content(incoming), **caption}
-        content.update(self._markup(params))
+        content.update(self._markup(params, chat))
         return self._new_message(chat, self.bot_user, content, reply_to)
 
     async def _send_document(self, call: ApiCall) -> JSONDict:
@@ -1495,7 +1645,7 @@ class FakeTelegram:
         caption = self._caption(params)
         reply_to = self._reply_for(chat, params)
         content: JSONDict = {"document": self._document_content(incoming), **caption}
-        content.update(self._markup(params))
+        content.update(self._markup(params, chat))
         return self._new_message(chat, self.bot_user, content, reply_to)
 
     async def _send_media_group(self, call: ApiCall) -> list[JSONDict]:
@@ -1541,6 +1691,78 @@ class FakeTelegram:
         if len(str(call.params.get("text") or "")) > MAX_CALLBACK_ANSWER_LENGTH:
             raise _bad_request("MESSAGE_TOO_LONG")
         self._open_callback_queries.discard(query_id)
+        return True
+
+    async def _send_invoice(self, call: ApiCall) -> JSONDict:
+        params = call.params
+        chat = self._target_chat(params)
+        title = str(params.get("title") or "")
+        description = str(params.get("description") or "")
+        payload = str(params.get("payload") or "")
+        if not 1 <= len(title) <= MAX_INVOICE_TITLE_LENGTH:
+            raise _bad_request("INVOICE_TITLE_INVALID" if title else "title is empty")
+        if not 1 <= len(description) <= MAX_INVOICE_DESCRIPTION_LENGTH:
+            raise _bad_request("INVOICE_DESCRIPTION_INVALID")
+        if not 1 <= len(payload.encode()) <= MAX_INVOICE_PAYLOAD_BYTES:
+            raise _bad_request("INVOICE_PAYLOAD_INVALID" if payload else "payload is empty")
+        currency = str(params.get("currency") or "")
+        if currency != STARS_CURRENCY:
+            # Other currencies need a payment provider, which the fake has none of.
+            raise _bad_request("PAYMENT_PROVIDER_INVALID" if currency else "currency is empty")
+        if params.get("provider_token"):
+            raise _bad_request("PAYMENT_PROVIDER_INVALID: Stars invoices take no provider token")
+        prices = _object_param(params, "prices")
+        if not isinstance(prices, list) or len(prices) != 1:
+            raise _bad_request("STARS_INVOICE_INVALID: exactly one price is allowed in Stars")
+        price = prices[0]
+        amount = price.get("amount") if isinstance(price, dict) else None
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1 or not str(
+            price.get("label") or ""
+        ):
+            raise _bad_request("STARS_INVOICE_INVALID: the price needs a label and an amount")
+        content: JSONDict = {
+            "invoice": {
+                "title": title,
+                "description": description,
+                "start_parameter": str(params.get("start_parameter") or ""),
+                "currency": currency,
+                "total_amount": amount,
+            }
+        }
+        content.update(self._markup(params, chat))
+        message = self._new_message(chat, self.bot_user, content, self._reply_for(chat, params))
+        self._invoices[(int(chat["id"]), int(message["message_id"]))] = {
+            "currency": currency, "total_amount": amount, "payload": payload,
+        }
+        return message
+
+    async def _answer_pre_checkout_query(self, call: ApiCall) -> bool:
+        params = call.params
+        query_id = str(_required(params, "pre_checkout_query_id"))
+        pending = self._pre_checkouts.get(query_id)
+        if pending is None or pending.answer is not None:
+            raise _bad_request("QUERY_ID_INVALID")
+        if time.monotonic() - pending.pushed_at > self.pre_checkout_timeout:
+            raise _bad_request(QUERY_TOO_OLD)
+        ok = params.get("ok")
+        if not isinstance(ok, bool):
+            raise _bad_request("ok must be a boolean")
+        error_message = str(params.get("error_message") or "")
+        if not ok and not error_message.strip():
+            raise _bad_request("ERROR_MESSAGE_EMPTY")
+        pending.answer = {"ok": ok, "error_message": error_message or None}
+        return True
+
+    async def _refund_star_payment(self, call: ApiCall) -> bool:
+        params = call.params
+        user_id = _int_param(params, "user_id")
+        charge_id = str(_required(params, "telegram_payment_charge_id"))
+        charge = self._star_charges.get(charge_id)
+        if charge is None or charge.user_id != user_id:
+            raise _bad_request("CHARGE_ID_INVALID")
+        if charge.refunded:
+            raise _bad_request("CHARGE_ALREADY_REFUNDED")
+        charge.refunded = True
         return True
 
     async def _get_file(self, call: ApiCall) -> JSONDict:
@@ -1592,7 +1814,7 @@ class FakeTelegram:
         """Apply `changes` to `base` (the original minus replaced fields); refuse no-op edits."""
         edited = {k: v for k, v in base.items() if k not in ("reply_markup", "edit_date")}
         edited.update(changes)
-        edited.update(self._markup(params))
+        edited.update(self._markup(params, original["chat"]))
         if edited == {k: v for k, v in original.items() if k != "edit_date"}:
             raise _bad_request(NOT_MODIFIED)
         edited["edit_date"] = int(time.time())
@@ -1664,7 +1886,7 @@ class FakeTelegram:
             content.pop("caption", None)
             content.pop("caption_entities", None)
             content.update(self._caption(params))
-        content.update(self._markup(params))
+        content.update(self._markup(params, chat))
         reply_to = self._reply_for(chat, params)
         message = self._new_message(chat, self.bot_user, content, reply_to)
         return {"message_id": message["message_id"]}
