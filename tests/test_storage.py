@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from bot.errors import (
     IllegalTransitionError,
@@ -18,6 +19,7 @@ from bot.errors import (
     UnsupportedDatabaseError,
 )
 from storage import JobState, NewJob, SqliteStore, open_store
+from storage.factory import engine_url, masked_url
 from storage.migrations import LATEST_VERSION, V1_STATEMENTS
 from storage.models import ALLOWED_TRANSITIONS
 
@@ -504,14 +506,15 @@ async def test_connection_settings(tmp_path: Path) -> None:
     path = tmp_path / "pragmas.sqlite3"
     async with await SqliteStore.open(path, default_limit=1, tz=UTC,
                                       busy_timeout_ms=1234) as store:
-        db = store._db  # white box: the pragmas are per connection
+        db = store._connection  # white box: the pragmas are per connection
+        assert db is not None
         for pragma, expected in (("journal_mode", "wal"), ("foreign_keys", 1),
                                  ("busy_timeout", 1234)):
-            async with db.execute(f"PRAGMA {pragma}") as cursor:
-                row = await cursor.fetchone()
+            row = (await db.exec_driver_sql(f"PRAGMA {pragma}")).first()
             assert row is not None and row[0] == expected
-        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
-            await db.execute("INSERT INTO usage (user_id, month) VALUES (404, '2026-01')")
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            await db.exec_driver_sql("INSERT INTO usage (user_id, month) VALUES (404, '2026-01')")
+        await db.rollback()
 
 
 async def test_data_survives_reopening(tmp_path: Path, clock: FakeClock) -> None:
@@ -608,8 +611,9 @@ async def test_factory_opens_relative_and_absolute_paths(
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://user:secret@db/bot", "'postgresql'"),
-        ("mysql://db/bot", "'mysql'"),
+        ("mysql://user:secret@db/bot", r"'mysql' is not supported \(mysql://user:\*\*\*@db/bot\)"),
+        ("postgresql://user:secret@db", r"'postgresql://user:\*\*\*@db' names no database"),
+        ("postgresql://user:secret@db:port/bot", "is not a valid URL"),
         ("sqlite://:memory:", "names no file"),
         ("sqlite:///", "names no file"),
         ("data/bot.sqlite3", "no scheme"),
@@ -626,3 +630,31 @@ def test_every_model_has_a_price_and_an_allowance() -> None:
     from storage.pricing import FREE_IMAGES_PER_MONTH, PRICE_YUAN_PER_IMAGE
 
     assert set(PRICE_YUAN_PER_IMAGE) == set(FREE_IMAGES_PER_MONTH) == {m.value for m in Model}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://bot:pw@db.example:5433/bot", "postgresql+asyncpg://bot:pw@db.example:5433/bot"),
+        ("postgresql://bot@localhost/bot", "postgresql+asyncpg://bot@localhost/bot"),
+        ("POSTGRESQL://bot@localhost/bot?ssl=require",
+         "postgresql+asyncpg://bot@localhost/bot?ssl=require"),
+        ("sqlite:///data/bot.sqlite3", "sqlite+aiosqlite:///data/bot.sqlite3"),
+        ("sqlite:////abs/bot.sqlite3", "sqlite+aiosqlite:////abs/bot.sqlite3"),
+    ],
+)
+def test_factory_normalises_urls_to_their_async_driver(url: str, expected: str) -> None:
+    assert engine_url(url).render_as_string(hide_password=False) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgres://bot:s3cr@t@db/bot", "postgres://bot:***@db/bot"),
+        ("postgresql://bot:pw@db:5432/bot?x=1", "postgresql://bot:***@db:5432/bot?x=1"),
+        ("postgresql://bot@db/bot", "postgresql://bot@db/bot"),
+        ("sqlite:///data/bot.sqlite3", "sqlite:///data/bot.sqlite3"),
+    ],
+)
+def test_masked_url_hides_only_the_password(url: str, masked: str) -> None:
+    assert masked_url(url) == masked
