@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,48 @@ if TYPE_CHECKING:
     from bot.bailian.emulator import DashScopeEmulator
     from tests.fakes.telegram import FakeTelegram
     from tests.harness import Harness
+    from tests.stores import Stores
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session (created on first use, dropped at the end)."""
+    from tests.stores import DEFAULT_POSTGRES_URL, create_database, drop_database, in_thread
+
+    server = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    try:
+        url = in_thread(create_database(server))
+    except (OSError, asyncpg_errors()) as exc:
+        pytest.fail(
+            f"PostgreSQL at {server} is needed for the store's postgresql tests ({exc}); start it "
+            "(.ci/run does) or point TEST_POSTGRES_URL at a server where this user may CREATE "
+            "DATABASE",
+            pytrace=False,
+        )
+    try:
+        yield url
+    finally:
+        in_thread(drop_database(server, url))
+
+
+def asyncpg_errors() -> type[Exception]:
+    import asyncpg
+
+    return asyncpg.PostgresError
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Stores:
+    """Opens stores on SQLite or on PostgreSQL (tests/stores.py); the tables start empty."""
+    from tests.stores import Stores, empty_database
+
+    if request.param == "sqlite":
+        return Stores("sqlite", tmp_path, None)
+    url: str = request.getfixturevalue("postgres_url")
+    await empty_database(url)
+    return Stores("postgresql", tmp_path, url)
 
 
 @pytest.fixture

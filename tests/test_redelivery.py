@@ -39,6 +39,7 @@ from tests.harness import (
     subprocess_env,
     wait_until,
 )
+from tests.stores import Stores
 from tests.test_crash_matrix import jobs, quota_of, state_of
 
 # --- the store ---------------------------------------------------------------------------------
@@ -66,10 +67,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SqliteStore]:
-    async with await SqliteStore.open(
-        tmp_path / "store.sqlite3", default_limit=2, tz=UTC, clock=clock
-    ) as opened:
+async def store(stores: Stores, clock: Clock) -> AsyncIterator[SqliteStore]:
+    async with await stores.open(default_limit=2, tz=UTC, clock=clock) as opened:
         for user_id in (1, 2):
             await opened.touch_user(user_id, f"user{user_id}", f"User {user_id}", "en")
         yield opened
@@ -99,11 +98,9 @@ async def test_the_replay_is_found_before_the_quota_is_checked(store: SqliteStor
 
 
 async def test_two_copies_at_once_in_two_stores_make_one_job(
-    store: SqliteStore, tmp_path: Path, clock: Clock
+    store: SqliteStore, stores: Stores, clock: Clock
 ) -> None:
-    async with await SqliteStore.open(
-        tmp_path / "store.sqlite3", default_limit=2, tz=UTC, clock=clock
-    ) as other:
+    async with await stores.open(default_limit=2, tz=UTC, clock=clock) as other:
         results = await asyncio.gather(
             *(target.create_or_replay_job(new_job(update_id=503))
               for target in (store, other, store, other))

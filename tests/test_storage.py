@@ -1,4 +1,7 @@
-"""The SQLite store, operation by operation, on real database files."""
+"""The store, operation by operation, on SQLite files and on PostgreSQL (tests/stores.py).
+
+The legacy migrations, the connection's pragmas and the factory's file handling are SQLite's
+own and run on SQLite only."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from storage import JobState, NewJob, SqliteStore, open_store
 from storage.factory import engine_url, masked_url
 from storage.migrations import LATEST_VERSION, V1_STATEMENTS
 from storage.models import ALLOWED_TRANSITIONS
+from tests.stores import Stores
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -67,10 +71,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStore]:
-    async with await SqliteStore.open(
-        tmp_path / "bot.sqlite3", default_limit=5, tz=SHANGHAI, clock=clock
-    ) as opened:
+async def store(stores: Stores, clock: FakeClock) -> AsyncIterator[SqliteStore]:
+    async with await stores.open(default_limit=5, tz=SHANGHAI, clock=clock) as opened:
         for user_id in (1, 2, 3):
             await opened.touch_user(user_id, f"user{user_id}", f"User {user_id}", "en")
         yield opened
@@ -517,13 +519,12 @@ async def test_connection_settings(tmp_path: Path) -> None:
         await db.rollback()
 
 
-async def test_data_survives_reopening(tmp_path: Path, clock: FakeClock) -> None:
-    path = tmp_path / "keep.sqlite3"
-    async with await SqliteStore.open(path, default_limit=5, tz=UTC, clock=clock) as store:
+async def test_data_survives_reopening(stores: Stores, clock: FakeClock) -> None:
+    async with await stores.open(default_limit=5, tz=UTC, clock=clock) as store:
         await store.touch_user(1, "u", "U", None)
         job = await store.create_job(new_job(1, 2))
         await store.set_setting("k", "v")
-    async with await SqliteStore.open(path, default_limit=5, tz=UTC, clock=clock) as store:
+    async with await stores.open(default_limit=5, tz=UTC, clock=clock) as store:
         assert (await store.get_job(job.id)).reservation_open
         assert (await store.quota_status(1)).reserved == 2
         assert await store.get_setting("k") == "v"

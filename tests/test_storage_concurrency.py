@@ -1,4 +1,5 @@
-"""The store under pressure: concurrent reservations, random histories, and a killed writer."""
+"""The store under pressure: concurrent reservations and random histories (SQLite and
+PostgreSQL), and a killed writer (SQLite)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from hypothesis import strategies as st
 
 from bot.errors import IllegalTransitionError, QuotaExceededError
 from storage import ALLOWED_TRANSITIONS, Job, JobState, NewJob, SqliteStore
+from storage.factory import engine_url
+from storage.sql import SqlStore
+from tests.stores import Stores, empty_database
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 REPO = Path(__file__).resolve().parents[1]
@@ -49,10 +53,8 @@ async def try_create(store: SqliteStore, job: NewJob) -> bool:
     return True
 
 
-async def test_200_concurrent_reservations_against_50(tmp_path: Path) -> None:
-    async with await SqliteStore.open(
-        tmp_path / "c.sqlite3", default_limit=50, tz=SHANGHAI
-    ) as store:
+async def test_200_concurrent_reservations_against_50(stores: Stores) -> None:
+    async with await stores.open(default_limit=50, tz=SHANGHAI) as store:
         await store.touch_user(1, None, "U", None)
         results = await asyncio.gather(*(try_create(store, new_job(1)) for _ in range(200)))
         assert sum(results) == 50
@@ -61,10 +63,11 @@ async def test_200_concurrent_reservations_against_50(tmp_path: Path) -> None:
         assert len(await store.resumable_jobs()) == 50
 
 
-async def test_two_connections_on_one_file_still_reserve_exactly_50(tmp_path: Path) -> None:
-    path = tmp_path / "c2.sqlite3"
-    first = await SqliteStore.open(path, default_limit=50, tz=SHANGHAI)
-    second = await SqliteStore.open(path, default_limit=50, tz=SHANGHAI)
+async def test_two_stores_on_one_database_still_reserve_exactly_50(stores: Stores) -> None:
+    # Two processes, as far as the database can tell: two connections (on PostgreSQL, two
+    # pools), each store with its own asyncio lock.
+    first = await stores.open(default_limit=50, tz=SHANGHAI)
+    second = await stores.open(default_limit=50, tz=SHANGHAI)
     try:
         await first.touch_user(1, None, "U", None)
         results = await asyncio.gather(
@@ -79,10 +82,8 @@ async def test_two_connections_on_one_file_still_reserve_exactly_50(tmp_path: Pa
         await second.close()
 
 
-async def test_cancelled_coroutines_leave_no_transaction_open(tmp_path: Path) -> None:
-    async with await SqliteStore.open(
-        tmp_path / "cancel.sqlite3", default_limit=1000, tz=SHANGHAI
-    ) as store:
+async def test_cancelled_coroutines_leave_no_transaction_open(stores: Stores) -> None:
+    async with await stores.open(default_limit=1000, tz=SHANGHAI) as store:
         await store.touch_user(1, None, "U", None)
         for delay in (0, 0.0005, 0.001, 0.002, 0.005):
             tasks = [asyncio.create_task(store.create_job(new_job(1, 2))) for _ in range(20)]
@@ -132,11 +133,17 @@ class Expected:
     charged: int = 0
 
 
-async def replay(path: Path, operations: list[tuple[Any, ...]]) -> None:
+async def replay(database: Path | str, operations: list[tuple[Any, ...]]) -> None:
+    """Run ``operations`` on a new store on ``database`` (an SQLite file or a PostgreSQL URL)."""
     clock_now = [datetime(2026, 11, 30, 15, 59, 58, tzinfo=UTC)]  # 2 s before December
-    store = await SqliteStore.open(
-        path, default_limit=LIMIT, tz=SHANGHAI, clock=lambda: clock_now[0]
-    )
+    if isinstance(database, Path):
+        store = await SqliteStore.open(
+            database, default_limit=LIMIT, tz=SHANGHAI, clock=lambda: clock_now[0]
+        )
+    else:
+        await empty_database(database)
+        store = await SqlStore.connect(engine_url(database), default_limit=LIMIT, tz=SHANGHAI,
+                                       clock=lambda: clock_now[0])
     try:
         for user_id in (1, ADMIN):
             await store.touch_user(user_id, None, "U", None)
@@ -235,7 +242,17 @@ def test_random_histories_keep_the_books_balanced(operations: list[tuple[Any, ..
         asyncio.run(replay(Path(folder) / "p.sqlite3", operations))
 
 
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None)
+@given(operations=st.lists(operation, max_size=25))
+def test_random_histories_keep_the_books_balanced_on_postgresql(
+    postgres_url: str, operations: list[tuple[Any, ...]]
+) -> None:
+    asyncio.run(replay(postgres_url, operations))
+
+
 # --- a writer killed mid-burst -----------------------------------------------------------------
+# SQLite only: it is about the file (a torn write, the integrity check) surviving SIGKILL.
 
 WORKER = """
 import asyncio, random, sys

@@ -1,4 +1,5 @@
-"""Conversations in the SQLite store, delivered file ids on jobs, and the v2 -> v3 migration."""
+"""Conversations in the store, delivered file ids on jobs (SQLite and PostgreSQL), and the
+SQLite-only v2 -> v3 legacy migration."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from bot.errors import IllegalTransitionError
 from storage import Conversation, ConversationKind, NewJob, SqliteStore
 from storage.migrations import LATEST_VERSION, MIGRATIONS
+from tests.stores import Stores
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
@@ -41,10 +43,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SqliteStore]:
-    async with await SqliteStore.open(
-        tmp_path / "conv.sqlite3", default_limit=5, tz=SHANGHAI, clock=clock
-    ) as opened:
+async def store(stores: Stores, clock: Clock) -> AsyncIterator[SqliteStore]:
+    async with await stores.open("conv.sqlite3", default_limit=5, tz=SHANGHAI,
+                                 clock=clock) as opened:
         yield opened
 
 
@@ -54,13 +55,6 @@ async def put(
 ) -> Conversation:
     return await store.put_conversation(kind, chat_id, key, user_id=user_id, payload=payload,
                                         ttl_seconds=ttl)
-
-
-def count_rows(path: Path, table: str) -> int:
-    with sqlite3.connect(path) as db:
-        count = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-    db.close()
-    return count
 
 
 # --- put / get / end ---------------------------------------------------------------------------
@@ -79,7 +73,7 @@ async def test_put_then_get(store: SqliteStore, clock: Clock) -> None:
 
 
 async def test_putting_the_same_key_replaces_payload_owner_and_expiry(
-    store: SqliteStore, clock: Clock, tmp_path: Path
+    store: SqliteStore, clock: Clock, stores: Stores
 ) -> None:
     await put(store, PICK, 100, 55, user_id=1, payload="old", ttl=60)
     clock.advance(30)
@@ -88,7 +82,7 @@ async def test_putting_the_same_key_replaces_payload_owner_and_expiry(
     assert replaced.created_at == clock.now
     assert replaced.expires_at == clock.now + timedelta(seconds=600)
     assert await store.get_conversation(PICK, 100, 55) == replaced
-    assert count_rows(tmp_path / "conv.sqlite3", "conversations") == 1
+    assert await stores.count_rows("conversations", "conv.sqlite3") == 1
     clock.advance(40)  # past the first expiry, well within the second
     assert await store.get_conversation(PICK, 100, 55) == replaced
 
@@ -125,10 +119,9 @@ async def test_end_returns_the_conversation_once(store: SqliteStore) -> None:
 
 
 async def test_concurrent_ends_give_the_conversation_to_exactly_one(
-    store: SqliteStore, tmp_path: Path, clock: Clock
+    store: SqliteStore, stores: Stores, clock: Clock
 ) -> None:
-    other = await SqliteStore.open(tmp_path / "conv.sqlite3", default_limit=5, tz=SHANGHAI,
-                                   clock=clock)
+    other = await stores.open("conv.sqlite3", default_limit=5, tz=SHANGHAI, clock=clock)
     try:
         for key in range(5):
             started = await put(store, PICK, 100, key)
@@ -136,7 +129,7 @@ async def test_concurrent_ends_give_the_conversation_to_exactly_one(
                 *(s.end_conversation(PICK, 100, key) for _ in range(10) for s in (store, other))
             )
             assert [r for r in results if r is not None] == [started]
-        assert count_rows(tmp_path / "conv.sqlite3", "conversations") == 0
+        assert await stores.count_rows("conversations", "conv.sqlite3") == 0
     finally:
         await other.close()
 
@@ -161,13 +154,13 @@ async def test_a_conversation_expires_at_its_deadline(store: SqliteStore, clock:
 
 
 async def test_ending_an_expired_conversation_deletes_it(
-    store: SqliteStore, clock: Clock, tmp_path: Path
+    store: SqliteStore, clock: Clock, stores: Stores
 ) -> None:
     await put(store, MASK, 100, 1, ttl=10)
     clock.advance(11)
-    assert count_rows(tmp_path / "conv.sqlite3", "conversations") == 1
+    assert await stores.count_rows("conversations", "conv.sqlite3") == 1
     assert await store.end_conversation(MASK, 100, 1) is None
-    assert count_rows(tmp_path / "conv.sqlite3", "conversations") == 0
+    assert await stores.count_rows("conversations", "conv.sqlite3") == 0
     assert await store.prune_conversations() == 0
 
 
@@ -195,7 +188,7 @@ def new_job(user_id: int, n: int = 2) -> NewJob:
 
 
 async def test_mark_delivered_keeps_the_file_ids(
-    store: SqliteStore, tmp_path: Path, clock: Clock
+    store: SqliteStore, stores: Stores, clock: Clock
 ) -> None:
     await store.touch_user(1, None, "U", None)
     job = await store.create_job(new_job(1))
@@ -215,8 +208,8 @@ async def test_mark_delivered_keeps_the_file_ids(
     assert (await store.mark_delivered(other.id, 1)).result_file_ids == ()
 
     await store.close()
-    async with await SqliteStore.open(tmp_path / "conv.sqlite3", default_limit=5, tz=SHANGHAI,
-                                      clock=clock) as reopened:
+    async with await stores.open("conv.sqlite3", default_limit=5, tz=SHANGHAI,
+                                 clock=clock) as reopened:
         assert (await reopened.get_job(job.id)).result_file_ids == ("f1", "f2")
 
 

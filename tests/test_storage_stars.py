@@ -1,18 +1,19 @@
 """Images bought with Telegram Stars in the store: the ledger credits once per charge, jobs take
-the monthly quota first, give back to where they took from, and a month's end keeps them."""
+the monthly quota first, give back to where they took from, and a month's end keeps them.
+On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from bot.errors import QuotaExceededError, StarPaymentNotFoundError
 from storage import SqliteStore
 from storage.models import NewStarPayment, StarPaymentState
+from tests.stores import Stores
 from tests.test_storage import SHANGHAI, FakeClock, new_job
 
 ALICE = 1
@@ -32,11 +33,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStore]:
+async def store(stores: Stores, clock: FakeClock) -> AsyncIterator[SqliteStore]:
     # A monthly quota of 2, so purchased images come into play quickly.
-    async with await SqliteStore.open(
-        tmp_path / "bot.sqlite3", default_limit=2, tz=SHANGHAI, clock=clock
-    ) as opened:
+    async with await stores.open(default_limit=2, tz=SHANGHAI, clock=clock) as opened:
         await opened.touch_user(ALICE, "alice", "Alice", "en")
         yield opened
 
@@ -54,11 +53,9 @@ async def test_a_payment_is_recorded_and_credited_once_per_charge(store: SqliteS
 
 
 async def test_the_same_charge_at_once_from_two_stores_is_credited_once(
-    tmp_path: Path, store: SqliteStore, clock: FakeClock
+    stores: Stores, store: SqliteStore, clock: FakeClock
 ) -> None:
-    async with await SqliteStore.open(
-        tmp_path / "bot.sqlite3", default_limit=2, tz=SHANGHAI, clock=clock
-    ) as other:
+    async with await stores.open(default_limit=2, tz=SHANGHAI, clock=clock) as other:
         results = await asyncio.gather(*(
             s.record_star_payment(paid()) for s in (store, other, store, other)
         ))
