@@ -415,8 +415,26 @@ class SqlStore:
         if self._connection is not None:
             yield self._connection
             return
-        async with self._engine.connect() as conn:
+        # From the pool, shielded like the transaction's steps: a cancelled caller must not
+        # leave a connection half opened or unreturned.
+        conn = self._engine.connect()
+        opening = asyncio.ensure_future(conn.start())
+        try:
+            await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            await asyncio.wait([opening])
+            if not opening.cancelled() and opening.exception() is None:
+                await asyncio.shield(conn.close())
+            raise
+        try:
             yield conn
+        finally:
+            closing = asyncio.ensure_future(conn.close())
+            try:
+                await asyncio.shield(closing)
+            except asyncio.CancelledError:
+                await asyncio.wait([closing])
+                raise
 
     @asynccontextmanager
     async def _serialised(self) -> AsyncIterator[None]:

@@ -34,9 +34,11 @@ def _differences(connection: Connection) -> list[object]:
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 async def test_alembic_builds_the_schema_the_code_declares(stores: Stores) -> None:
-    async with await stores.open(default_limit=1, tz=UTC) as store:
-        async with store._transaction(write=False) as tx:  # white box
-            differences = await tx.conn.run_sync(_differences)
+    async with (
+        await stores.open(default_limit=1, tz=UTC) as store,
+        store._transaction(write=False) as tx,  # white box
+    ):
+        differences = await tx.conn.run_sync(_differences)
     assert differences == []
     assert await stores.scalar("SELECT version_num FROM alembic_version") == BASELINE
 
@@ -66,9 +68,11 @@ async def test_a_file_of_an_earlier_release_is_migrated_then_stamped(tmp_path: P
 
 
 async def test_an_unknown_revision_is_refused_and_left_alone(stores: Stores) -> None:
-    async with await stores.open(default_limit=1, tz=UTC) as store:
-        async with store._transaction(write=True) as tx:  # white box
-            await tx.run("UPDATE alembic_version SET version_num = 'f00d'")
+    async with (
+        await stores.open(default_limit=1, tz=UTC) as store,
+        store._transaction(write=True) as tx,  # white box
+    ):
+        await tx.run("UPDATE alembic_version SET version_num = 'f00d'")
     try:
         with pytest.raises(UnsupportedDatabaseError, match=r"revision 'f00d'.*0001_baseline"):
             await stores.open(default_limit=1, tz=UTC)
