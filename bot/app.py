@@ -41,6 +41,7 @@ from handlers import access, admin, albums, callbacks, edit, info, masks, paymen
 from handlers.common import HandledUpdates, language_of, track_user
 from handlers.filters import COMMAND_TEXT, IMAGE, IN_ALBUM, NEW_MESSAGE, REPLIES_TO_IMAGE
 from storage import Store, open_store
+from storage.factory import masked_url
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ async def _open_services(application: BotApplication) -> None:
         )
     except (StoreError, sqlite3.Error, OSError) as exc:
         raise StartupError(
-            ExitCode.DATABASE, f"Database unusable: {settings.database_url}: {exc}"
+            ExitCode.DATABASE, f"Database unusable: {masked_url(settings.database_url)}: {exc}"
         ) from exc
     session = aiohttp.ClientSession()
     client = BailianClient(

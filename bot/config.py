@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dotenv.parser import parse_stream
 
 from bot.errors import ConfigError
+from storage.factory import masked_url
 
 T = TypeVar("T")
 
@@ -98,12 +99,15 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.telegram_bot_token, self.dashscope_api_key)
+        # The database's password too: a driver's error may quote its URL.
+        return (self.telegram_bot_token, self.dashscope_api_key,
+                urlsplit(self.database_url).password or "")
 
     def __repr__(self) -> str:  # never print the secrets, even in a traceback
         return (
             f"Settings(telegram_api_url={self.telegram_api_url!r}, "
-            f"dashscope_base_url={self.dashscope_base_url!r}, database_url={self.database_url!r})"
+            f"dashscope_base_url={self.dashscope_base_url!r}, "
+            f"database_url={masked_url(self.database_url)!r})"
         )
 
 

@@ -5,9 +5,10 @@ token; a Telegram briefly unreachable at start made it exit at once; and a token
 running killed its polling task but left the process up, serving nothing. This loop does what
 ``run_polling`` does (initialize, post_init, start_polling, start; then stop, post_stop, shutdown,
 post_shutdown on SIGTERM/SIGINT) and adds, in this order: the instance lock (one worker per
-database, :mod:`storage.instance_lock`) before anything talks to Telegram or DashScope; getMe
-retried through transient failures within ``TELEGRAM_STARTUP_TIMEOUT``; a watch on the polling
-task, so a revoked token stops the process with :attr:`ExitCode.TOKEN_REJECTED`.
+SQLite file, :mod:`storage.instance_lock`; none on PostgreSQL) before anything talks to Telegram
+or DashScope; getMe retried through transient failures within ``TELEGRAM_STARTUP_TIMEOUT``; a
+watch on the polling task, so a revoked token stops the process with
+:attr:`ExitCode.TOKEN_REJECTED`.
 
 Failures are logged through the masking handler (:mod:`bot.logging_setup`) as one CRITICAL line;
 details (tracebacks) only at DEBUG.
@@ -23,7 +24,6 @@ import signal
 import sqlite3
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from pathlib import Path
 
 from telegram import Update
 from telegram.error import (
@@ -39,7 +39,7 @@ from bot.bailian.retry import RetryPolicy, retry_delay
 from bot.config import Settings
 from bot.errors import StartupError, StoreError, UnsupportedDatabaseError
 from bot.services import BotApplication
-from storage.factory import sqlite_path
+from storage.factory import engine_url, is_sqlite, sqlite_path
 from storage.instance_lock import InstanceLock, lock_path_for
 
 logger = logging.getLogger(__name__)
@@ -83,8 +83,8 @@ async def _main(settings: Settings, build: Callable[[Settings], BotApplication])
     stop = _stop_on_signals()
     lock: InstanceLock | None = None
     try:
-        lock = InstanceLock(lock_path_for(_database_file(settings)))
-        if not await stand_by_for(lock, stop):
+        lock = _instance_lock(settings)
+        if lock is not None and not await stand_by_for(lock, stop):
             logger.info("stopped while standing by")
             return ExitCode.OK
         return await serve(build(settings), settings, stop)
@@ -128,9 +128,14 @@ def token_rejected_line(exc: InvalidToken) -> str:
     )
 
 
-def _database_file(settings: Settings) -> Path:
+def _instance_lock(settings: Settings) -> InstanceLock | None:
+    """The lock beside an SQLite file: one process serves it, a second stands by. None on
+    PostgreSQL, where several instances may run (which one polls is decided elsewhere)."""
     try:
-        return sqlite_path(settings.database_url)
+        engine_url(settings.database_url)  # refuses an unknown scheme before anything starts
+        if not is_sqlite(settings.database_url):
+            return None
+        return InstanceLock(lock_path_for(sqlite_path(settings.database_url)))
     except UnsupportedDatabaseError as exc:
         raise StartupError(ExitCode.DATABASE, f"Database unusable: {exc}") from exc
 

@@ -1,4 +1,7 @@
-"""One worker per database: an exclusive advisory lock on ``<database>.lock``.
+"""One worker per SQLite file: an exclusive advisory lock on ``<database>.lock``.
+
+SQLite only: on PostgreSQL several instances may run against one database (bot/startup.py
+takes no lock there); the store's transactions keep them from double-spending a quota.
 
 The lock is ``flock(2)`` on a file beside the SQLite database, held on one open descriptor for
 the life of the process. The kernel drops it when the process ends however it ends (SIGKILL

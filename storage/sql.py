@@ -382,6 +382,10 @@ class SqlStore:
         try:
             await upgrade(engine, where)
             connection = await engine.connect() if url.get_backend_name() == "sqlite" else None
+        except (DBAPIError, OSError) as exc:
+            # Unreachable, refused, not a database: one message naming where (never a password).
+            await engine.dispose()
+            raise StoreUnavailableError(f"{where}: {getattr(exc, 'orig', None) or exc}") from exc
         except BaseException:
             await engine.dispose()
             raise

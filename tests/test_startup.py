@@ -170,7 +170,9 @@ async def test_sigterm_while_retrying_getme_exits_0_at_once(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["unsupported-scheme", "not-a-database"])
+@pytest.mark.parametrize(
+    "fault", ["unsupported-scheme", "postgresql-unreachable", "not-a-database"]
+)
 async def test_bad_database_exits_5_with_one_line(
     tmp_path: Path, fakes: tuple[FakeTelegram, DashScopeEmulator], fault: str
 ) -> None:
@@ -178,7 +180,11 @@ async def test_bad_database_exits_5_with_one_line(
     database = tmp_path / "bot.sqlite3"
     env = subprocess_env(telegram, emulator, database)
     if fault == "unsupported-scheme":
-        env["DATABASE_URL"] = "postgresql://bot:hunter2-db-password@db.internal/bot"
+        env["DATABASE_URL"] = "mysql://bot:hunter2-db-password@db.internal/bot"
+    elif fault == "postgresql-unreachable":
+        env["DATABASE_URL"] = (
+            f"postgres://bot:hunter2-db-password@127.0.0.1:{closed_port()}/bot"
+        )
     else:
         database.write_bytes(b"this is not an SQLite database, just some text" * 100)
     log = tmp_path / "bot.log"
@@ -188,7 +194,11 @@ async def test_bad_database_exits_5_with_one_line(
     assert "Traceback" not in text
     [line] = critical_lines(text)
     assert "Database unusable" in line
-    assert ("'postgresql'" if fault == "unsupported-scheme" else "not a database") in line
+    assert {
+        "unsupported-scheme": "'mysql'",
+        "postgresql-unreachable": "postgres://bot:***@127.0.0.1",
+        "not-a-database": "not a database",
+    }[fault] in line
     assert not telegram.calls_to("getUpdates")
 
 
@@ -399,3 +409,20 @@ def test_a_rejected_token_line_never_quotes_ptbs_message() -> None:
         line = str(as_startup_error(exc))
     assert "(Unauthorized)" in line
     assert_no_secret(line)
+
+
+@pytest.mark.parametrize(
+    ("url", "locked"),
+    [
+        ("sqlite:///data/bot.sqlite3", "data/bot.sqlite3.lock"),
+        ("postgres://bot:pw@db/bot", None),  # several instances may share PostgreSQL
+        ("postgresql://bot@db/bot", None),
+    ],
+)
+def test_only_an_sqlite_file_takes_the_instance_lock(url: str, locked: str | None) -> None:
+    from types import SimpleNamespace
+
+    from bot.startup import _instance_lock
+
+    lock = _instance_lock(SimpleNamespace(database_url=url))  # type: ignore[arg-type]
+    assert (None if lock is None else str(lock.path)) == locked
