@@ -17,12 +17,13 @@ finds the first's ``alembic_version`` when it gets the lock.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
 import aiosqlite
-from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.errors import UnsupportedDatabaseError
 from storage.migrations import LATEST_VERSION, migrate
+from storage.schema import metadata
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,12 @@ ALEMBIC_DIR = Path(__file__).with_name("alembic")
 BASELINE = "0001_baseline"
 # The advisory lock PostgreSQL migrations run under ("bot-mg").
 MIGRATION_LOCK = 0x626F742D6D67
+
+
+@functools.cache
+def _script() -> ScriptDirectory:
+    """The revisions, read once per process (loading them costs more than the rest of an open)."""
+    return ScriptDirectory.from_config(alembic_config())
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -76,7 +84,7 @@ def _sqlite_user_version(conn: Connection) -> int:
 
 def _upgrade_locked(conn: Connection, where: str) -> None:
     sqlite = conn.dialect.name == "sqlite"
-    script = ScriptDirectory.from_config(alembic_config())
+    script = _script()
     context = MigrationContext.configure(conn)
     current = context.get_current_revision()
     if current is not None:
@@ -98,7 +106,16 @@ def _upgrade_locked(conn: Connection, where: str) -> None:
         context.stamp(script, BASELINE)
         log.info("database %s: schema version %d handed over to Alembic (%s)", where,
                  LATEST_VERSION, BASELINE)
-    command.upgrade(alembic_config(conn), "head")
+    if context.get_current_revision() != script.get_current_head():
+        # What ``alembic upgrade head`` does, on this connection and transaction, without
+        # loading env.py (which is for the command line).
+        with EnvironmentContext(
+            alembic_config(conn), script,
+            fn=lambda revision, _context: script._upgrade_revs("head", revision),
+        ) as environment:
+            environment.configure(connection=conn, target_metadata=metadata)
+            with environment.begin_transaction():
+                environment.run_migrations()
     if sqlite and _sqlite_user_version(conn) == 0:
         # PRAGMA takes no parameters; the value is our own integer constant.
         conn.exec_driver_sql(f"PRAGMA user_version = {int(LATEST_VERSION)}")
