@@ -111,12 +111,16 @@ class Stores:
 
     async def scalar(self, sql: str, name: str = "bot.sqlite3") -> Any:
         """The first column of the first row of ``sql`` (no parameters), on its own connection."""
+        return (await self.rows(sql, name))[0][0]
+
+    async def rows(self, sql: str, name: str = "bot.sqlite3") -> list[tuple[Any, ...]]:
+        """Every row of ``sql`` (no parameters) as tuples, on a connection of its own."""
         if self.sqlite:
             with closing(sqlite3.connect(self.file(name), timeout=10)) as db:
-                return db.execute(sql).fetchone()[0]
+                return [tuple(row) for row in db.execute(sql).fetchall()]
         assert self.postgres_url is not None
         connection = await asyncpg.connect(_asyncpg_dsn(self.postgres_url))
         try:
-            return await connection.fetchval(sql)
+            return [tuple(row) for row in await connection.fetch(sql)]
         finally:
             await connection.close()

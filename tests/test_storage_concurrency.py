@@ -7,7 +7,6 @@ import asyncio
 import os
 import random
 import signal
-import sqlite3
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -252,15 +251,14 @@ def test_random_histories_keep_the_books_balanced_on_postgresql(
 
 
 # --- a writer killed mid-burst -----------------------------------------------------------------
-# SQLite only: it is about the file (a torn write, the integrity check) surviving SIGKILL.
 
 WORKER = """
 import asyncio, random, sys
 from zoneinfo import ZoneInfo
-from storage import NewJob, SqliteStore
+from storage import NewJob, open_store
 
-async def main(path):
-    store = await SqliteStore.open(path, default_limit=10**9, tz=ZoneInfo("Asia/Shanghai"))
+async def main(url):
+    store = await open_store(url, default_limit=10**9, tz=ZoneInfo("Asia/Shanghai"))
     for user_id in range(1, 5):
         await store.touch_user(user_id, None, "U", None)
     done = 0
@@ -284,13 +282,13 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-async def kill_a_worker_mid_burst(path: Path) -> None:
+async def kill_a_worker_mid_burst(database_url: str) -> None:
     env = os.environ | {"PYTHONPATH": str(REPO)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         WORKER,
-        str(path),
+        database_url,
         env=env,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -306,20 +304,19 @@ async def kill_a_worker_mid_burst(path: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_killed_writer_leaves_consistent_books(tmp_path: Path) -> None:
-    path = tmp_path / "crash.sqlite3"
+async def test_killed_writer_leaves_consistent_books(stores: Stores) -> None:
     for _ in range(3):
-        await kill_a_worker_mid_burst(path)
-        async with await SqliteStore.open(path, default_limit=1, tz=SHANGHAI) as store:
+        await kill_a_worker_mid_burst(stores.database_url("crash.sqlite3"))
+        async with await stores.open("crash.sqlite3", default_limit=1, tz=SHANGHAI) as store:
             assert await store.get_setting("nothing") is None  # opens and reads fine
-        with sqlite3.connect(path) as db:
-            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            books = db.execute("SELECT user_id, month, used, reserved FROM usage").fetchall()
-            jobs = db.execute(
-                "SELECT user_id, quota_month, state, images_requested, images_delivered,"
-                " reservation_open FROM jobs"
-            ).fetchall()
-        db.close()
+        if stores.sqlite:
+            assert await stores.scalar("PRAGMA integrity_check", "crash.sqlite3") == "ok"
+        books = await stores.rows("SELECT user_id, month, used, reserved FROM usage",
+                                  "crash.sqlite3")
+        jobs = await stores.rows(
+            "SELECT user_id, quota_month, state, images_requested, images_delivered,"
+            " reservation_open FROM jobs", "crash.sqlite3"
+        )
         assert jobs, "the worker wrote nothing before it was killed"
         for user_id, month, used, reserved in books:
             mine = [job for job in jobs if job[:2] == (user_id, month)]
