@@ -1,4 +1,5 @@
-"""The bot's memory: users, monthly quotas, jobs, admin audit log and settings."""
+"""The bot's memory: users, monthly quotas, jobs, admin audit log and settings, on SQLite or
+PostgreSQL."""
 
 from storage.factory import open_store
 from storage.models import (
@@ -16,7 +17,7 @@ from storage.models import (
     UsageReport,
     User,
 )
-from storage.sqlite import SqliteStore
+from storage.sql import SqliteStore, SqlStore
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -27,6 +28,7 @@ __all__ = [
     "JobState",
     "NewJob",
     "QuotaStatus",
+    "SqlStore",
     "SqliteStore",
     "Store",
     "TopUser",
