@@ -1,7 +1,8 @@
 """The store, once for SQLite and PostgreSQL: SQLAlchemy Core over aiosqlite or asyncpg.
 
 The SQL is written once, as ``text()`` with named binds, in the dialect both backends share
-(``ON CONFLICT``, ``RETURNING``, ``lower()``); the few differences live in :class:`_Backend`.
+(``ON CONFLICT``, ``RETURNING``, ``lower()``); the few differences (connecting, beginning a
+transaction) live in :func:`_engine_for` and :meth:`SqlStore._transaction`.
 
 Every write is one transaction that holds the database's single writer slot from its first
 statement, so a read-then-write (check the quota, then reserve; check the budget, then spend)
@@ -376,12 +377,12 @@ class SqlStore:
         if default_limit < 0:
             raise ValueError("default_limit must not be negative")
         url = make_url(url)
-        where = url.database or "" if url.get_backend_name() == "sqlite" else url.render_as_string(
-            hide_password=True)
+        sqlite = url.get_backend_name() == "sqlite"
+        where = (url.database or "") if sqlite else url.render_as_string(hide_password=True)
         engine = _engine_for(url, busy_timeout_ms=busy_timeout_ms)
         try:
             await upgrade(engine, where)
-            connection = await engine.connect() if url.get_backend_name() == "sqlite" else None
+            connection = await engine.connect() if sqlite else None
         except (DBAPIError, OSError) as exc:
             # Unreachable, refused, not a database: one message naming where (never a password).
             await engine.dispose()

@@ -5,6 +5,7 @@ own and run on SQLite only."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from bot.errors import (
     IllegalTransitionError,
     JobNotFoundError,
     QuotaExceededError,
+    StoreUnavailableError,
     UnknownUserError,
     UnsupportedDatabaseError,
 )
@@ -659,3 +661,13 @@ def test_factory_normalises_urls_to_their_async_driver(url: str, expected: str) 
 )
 def test_masked_url_hides_only_the_password(url: str, masked: str) -> None:
     assert masked_url(url) == masked
+
+
+async def test_an_unreachable_postgresql_is_unavailable_without_its_password() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StoreUnavailableError) as info:
+        await open_store(f"postgres://bot:hunter2@127.0.0.1:{port}/bot", default_limit=1, tz=UTC)
+    assert f"postgresql+asyncpg://bot:***@127.0.0.1:{port}/bot" in str(info.value)
+    assert "hunter2" not in str(info.value)
