@@ -1,5 +1,9 @@
 """Database faults under the pipeline: a locked or full database delays a job, never strands it,
 never sends a result twice; the sweep picks up what nobody works on; a new database is noticed.
+
+SQLite only: the faults are a file's (another process holding its write lock, a full disk, a
+file that does not exist yet). PostgreSQL's counterpart, a server that cannot be reached, is
+tests/test_storage.py's and tests/test_startup.py's.
 """
 
 from __future__ import annotations
