@@ -1,9 +1,13 @@
-"""Ordered schema migrations, tracked with ``PRAGMA user_version``.
+"""SQLite files of earlier releases: ordered migrations tracked with ``PRAGMA user_version``.
+
+Frozen at v8: they only bring a file from an earlier release up to v8, after which Alembic owns
+it (storage/migrate.py stamps it with the baseline revision). New schema changes are Alembic
+revisions in storage/alembic/versions, for both backends; nothing is appended here any more.
 
 Each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the version bump,
 so a crash leaves the database at a whole version, and two processes opening the same file at
 once cannot both apply the same step (the second re-reads the version under the write lock).
-Append new migrations; never edit one that has shipped.
+Never edit one that has shipped.
 """
 
 from __future__ import annotations
