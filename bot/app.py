@@ -37,6 +37,7 @@ from bot.startup import ExitCode
 from bot.telegram_io import TelegramMessenger
 from bot.texts import Lang, render_error, text
 from bot.web import WebServer
+from bot.web.server import WebExtras
 from handlers import access, admin, albums, callbacks, edit, info, masks, payments, throttle
 from handlers.common import HandledUpdates, language_of, track_user
 from handlers.filters import COMMAND_TEXT, IMAGE, IN_ALBUM, NEW_MESSAGE, REPLIES_TO_IMAGE
@@ -65,11 +66,12 @@ def build_application(
     poll_policy: PollPolicy | None = None,
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
     request_timeout: float = REQUEST_TIMEOUT,
+    web_extras: WebExtras | None = None,
 ) -> BotApplication:
     """The Application with every handler registered, in one place.
 
     ``poll_policy``, ``retry_policy`` and ``request_timeout`` tune the DashScope adapter (tests
-    use short ones).
+    use short ones); ``web_extras`` are the playground's additions to the web server.
     """
     context_types = ContextTypes(context=BotContext)
     application: BotApplication = (
@@ -90,6 +92,7 @@ def build_application(
     application.bot_data["poll_policy"] = poll_policy
     application.bot_data["retry_policy"] = retry_policy
     application.bot_data["request_timeout"] = request_timeout
+    application.bot_data["web_extras"] = web_extras
 
     # Every route, in the order they are tried (the first match handles an update).
     handled = HandledUpdates()  # an update Telegram sends again is handled once
@@ -205,7 +208,7 @@ async def _open_services(application: BotApplication) -> None:
     application.bot_data[PRUNE_TASK_KEY] = asyncio.create_task(
         _prune_conversations(application.bot_data[SERVICES_KEY].conversations, store)
     )
-    await _start_web(application.bot_data[SERVICES_KEY])
+    await _start_web(application.bot_data[SERVICES_KEY], application.bot_data["web_extras"])
     if not settings.admin_user_ids:
         logger.warning(
             "no admin is configured: nobody is alerted to DashScope account problems and nobody "
@@ -215,12 +218,13 @@ async def _open_services(application: BotApplication) -> None:
     logger.info("bot @%s started", me.username)
 
 
-async def _start_web(services: Services) -> None:
+async def _start_web(services: Services, extras: WebExtras | None) -> None:
     """The Mini App's web server, when PUBLIC_URL says where Telegram clients reach it."""
     settings = services.settings
     if settings.public_url is None:
         return
-    if settings.public_url.startswith("http://"):
+    # The playground's own page is the client there, and it takes http.
+    if settings.public_url.startswith("http://") and extras is None:
         logger.warning(
             "PUBLIC_URL %s is plain http: Telegram opens Mini Apps only over https, so the "
             "\"Draw the mask\" button will be refused; use https in production",
@@ -229,6 +233,7 @@ async def _start_web(services: Services) -> None:
     web = WebServer(
         desk=masks.MaskDesk(services), bot_token=settings.telegram_bot_token,
         public_url=settings.public_url, host=settings.web_host, port=settings.web_port,
+        extras=extras,
     )
     await web.start()
     services.web = web

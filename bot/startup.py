@@ -80,14 +80,25 @@ def run(settings: Settings, build: Callable[[Settings], BotApplication]) -> int:
 
 
 async def _main(settings: Settings, build: Callable[[Settings], BotApplication]) -> ExitCode:
-    stop = _stop_on_signals()
+    return await run_until_stopped(settings, build, stop_on_signals())
+
+
+async def run_until_stopped(
+    settings: Settings,
+    build: Callable[[Settings], BotApplication],
+    stop: asyncio.Event,
+    *,
+    on_ready: Callable[[], None] | None = None,
+) -> ExitCode:
+    """The body of :func:`run` in a running loop (the playground runs its offline world beside
+    it); ``on_ready`` is called once the bot polls and its web server listens."""
     lock: InstanceLock | None = None
     try:
         lock = InstanceLock(lock_path_for(_database_file(settings)))
         if not await stand_by_for(lock, stop):
             logger.info("stopped while standing by")
             return ExitCode.OK
-        return await serve(build(settings), settings, stop)
+        return await serve(build(settings), settings, stop, on_ready=on_ready)
     except Exception as exc:
         failure = as_startup_error(exc)
         logger.critical("%s", failure)
@@ -135,7 +146,8 @@ def _database_file(settings: Settings) -> Path:
         raise StartupError(ExitCode.DATABASE, f"Database unusable: {exc}") from exc
 
 
-def _stop_on_signals() -> asyncio.Event:
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (call in the running loop)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -171,7 +183,13 @@ def _try_lock(lock: InstanceLock) -> bool:
         ) from exc
 
 
-async def serve(application: BotApplication, settings: Settings, stop: asyncio.Event) -> ExitCode:
+async def serve(
+    application: BotApplication,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    on_ready: Callable[[], None] | None = None,
+) -> ExitCode:
     """Connect (getMe, retried), open the services, poll; until a stop signal or a dead poll."""
     policy = RetryPolicy(
         initial_delay=STARTUP_RETRY_INITIAL_DELAY,
@@ -193,6 +211,8 @@ async def serve(application: BotApplication, settings: Settings, stop: asyncio.E
             error_callback=_on_polling_error,
         )
         await application.start()
+        if on_ready is not None:
+            on_ready()
         return await _until_stopped(stop)
     finally:
         await _shut_down(application)

@@ -27,7 +27,7 @@ from bot.jobs.persist import persist
 from bot.jobs.requests import JobSpec
 from bot.ports import Button, Keyboard, Messenger, OutgoingImage
 from bot.texts import Lang, text
-from storage.models import Job, JobState, Store
+from storage.models import Job, JobState, QuotaStatus, Store
 
 logger = logging.getLogger(__name__)
 
@@ -209,8 +209,8 @@ class Deliverer:
         else:
             # As in _caption: what is reserved and not delivered comes back at the settle.
             unsent = sum(job.images_requested - count for job, count in sent_jobs)
-            remaining = (await self._store.quota_status(lead.user_id)).remaining + unsent
-            parts.append(text("caption_remaining", lang, remaining=remaining))
+            status = await self._store.quota_status(lead.user_id)
+            parts.append(_remaining(status, status.remaining + unsent, lang))
         return " · ".join(parts)
 
     async def _download_results(
@@ -279,5 +279,11 @@ class Deliverer:
             remaining = status.remaining
             if job.reservation_open:
                 remaining += job.images_requested - delivered
-            parts.append(text("caption_remaining", lang, remaining=remaining))
+            parts.append(_remaining(status, remaining, lang))
         return " · ".join(parts)
+
+
+def _remaining(status: QuotaStatus, remaining: int, lang: Lang) -> str:
+    """"N left this month", or, with images bought (which do not expire), "N left" in all."""
+    key = "caption_remaining_purchased" if status.purchased else "caption_remaining"
+    return text(key, lang, remaining=remaining)

@@ -14,7 +14,8 @@ import json
 import logging
 import string
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from urllib.parse import urlencode
@@ -64,6 +65,18 @@ PAGE_TEXTS = {
 
 DrawingKey = tuple[int, int, int]  # user, chat, request message
 
+# Where the page gets window.Telegram.WebApp from; the playground serves a stand-in instead.
+TELEGRAM_WEB_APP_SCRIPT = "https://telegram.org/js/telegram-web-app.js"
+
+
+@dataclass(frozen=True)
+class WebExtras:
+    """What the playground (bot/playground) adds: its own routes, and its stand-in for
+    telegram-web-app.js, since no Telegram client hosts the page there. None in production."""
+
+    routes: Sequence[web.RouteDef] = ()
+    web_app_script: str = TELEGRAM_WEB_APP_SCRIPT
+
 
 def _static(name: str) -> str:
     return (resources.files(__package__) / "static" / name).read_text(encoding="utf-8")
@@ -84,6 +97,7 @@ class WebServer:
     def __init__(
         self, *, desk: DrawingDesk, bot_token: str, public_url: str, host: str = "0.0.0.0",
         port: int = 8080, clock: Callable[[], datetime] | None = None,
+        extras: WebExtras | None = None,
     ) -> None:
         self.public_url = public_url.rstrip("/")
         self.host = host
@@ -92,6 +106,7 @@ class WebServer:
         self._bot_token = bot_token
         self._link_key = link_key(bot_token)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._extras = extras or WebExtras()
         self._drawings: OrderedDict[DrawingKey, PreparedImage] = OrderedDict()
         self._page = string.Template(_static("mask.html"))
         self._files = {name: _static(name) for name in STATIC_FILES}
@@ -106,6 +121,7 @@ class WebServer:
             web.get("/mask/photo", self.mask_photo),
             web.post("/mask/submit", self.mask_submit),
             web.get("/mask/static/{name}", self.static_file),
+            *self._extras.routes,
         ]
 
     async def start(self) -> None:
@@ -154,6 +170,7 @@ class WebServer:
         page = self._page.substitute(
             {name: html.escape(words) for name, words in texts.items()},
             lang=lang.value,
+            web_app_script=html.escape(self._extras.web_app_script),
             # Inside <script type="application/json">: no "<" may end the element early.
             config=json.dumps(config, ensure_ascii=False).replace("<", "\\u003c"),
         )

@@ -1,4 +1,4 @@
-"""A loopback fake of the Telegram Bot API, spoken over real HTTP, for end-to-end tests.
+"""A loopback Telegram Bot API spoken over real HTTP: for the tests and the playground.
 
 Point python-telegram-bot at it with ``base_url(f"{fake.root_url}/bot")`` and
 ``base_file_url(f"{fake.root_url}/file/bot")``. Tests fabricate users, chats and updates, inspect
@@ -825,6 +825,15 @@ class FakeTelegram:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    async def changed_within(self, seconds: float) -> bool:
+        """Whether a call or an update comes within ``seconds`` (returns at once when one does):
+        for readers that long-poll the record, like the playground's page."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
     # --- calls -------------------------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[ApiCall]:
@@ -836,7 +845,8 @@ class FakeTelegram:
         self,
         method: str,
         predicate: Callable[[ApiCall], bool] | None = None,
-        timeout: float = 10.0,
+        # Not asyncio.timeout: the failure lists every call so far, which tells what went wrong.
+        timeout: float = 10.0,  # noqa: ASYNC109
     ) -> ApiCall:
         """The first matching call not returned by an earlier wait for the same method.
 
@@ -1035,6 +1045,7 @@ class FakeTelegram:
         mime_type: str = "image/png",
         caption: str | None = None,
         file_size: int | None = None,
+        reply_to: JSONDict | None = None,
     ) -> JSONDict:
         """A user's document (file_size may claim more than len(data)); pushes an Update."""
         stored = self._add_stored_file(data, "documents", file_name, file_size)
@@ -1048,7 +1059,7 @@ class FakeTelegram:
             }
         }
         content.update(self._user_caption(caption))
-        message = self._new_message(chat, user, content)
+        message = self._new_message(chat, user, content, self._reply_target(chat, reply_to))
         self.push_update({"message": message})
         return message
 
