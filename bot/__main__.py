@@ -23,7 +23,7 @@ from bot.logging_setup import SecretMaskingFilter, setup_logging
 from bot.startup import ExitCode, run
 
 # Masked in a configuration error too: a secret pasted into the wrong variable is quoted there.
-SECRET_VARIABLES = ("TELEGRAM_BOT_TOKEN", "DASHSCOPE_API_KEY")
+SECRET_VARIABLES = ("TELEGRAM_BOT_TOKEN", "DASHSCOPE_API_KEY", "WEBHOOK_SECRET")
 
 
 def main() -> int:
