@@ -90,4 +90,8 @@ class Metrics:
             self._tasks.set(tasks_in_progress())
         return generate_latest(self.registry)
 
+    def registry_text(self) -> str:
+        """What is recorded now, without reading the store (for tests and debugging)."""
+        return generate_latest(self.registry).decode()
+
 
