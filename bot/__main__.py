@@ -32,7 +32,7 @@ def main() -> int:
     except (ConfigError, OSError, UnicodeDecodeError) as exc:
         print(f"Configuration error: {_mask_secret_variables(str(exc))}", file=sys.stderr)
         return ExitCode.CONFIG
-    setup_logging(settings.log_level, settings.secrets)
+    setup_logging(settings.log_level, settings.secrets, settings.log_format)
     # SIGTERM/SIGINT stop cleanly (exit 0); unfinished jobs stay in the store and resume on the
     # next start.
     return run(settings, build_application)
