@@ -6,6 +6,7 @@ The exit status names the cause of a stop (:class:`bot.startup.ExitCode`): 0 sto
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 from bot.app import build_application
+from bot.backup_command import backup_command
 from bot.config import load_settings, read_dotenv
 from bot.errors import ConfigError
 from bot.logging_setup import SecretMaskingFilter, setup_logging
@@ -26,7 +28,14 @@ from bot.startup import ExitCode, run
 SECRET_VARIABLES = ("TELEGRAM_BOT_TOKEN", "DASHSCOPE_API_KEY", "WEBHOOK_SECRET")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Run the bot.")
+    commands = parser.add_subparsers(dest="command")
+    backup = commands.add_parser("backup", help="copy the SQLite database while the bot runs")
+    backup.add_argument("path", type=Path, help="the file to write the copy to")
+    args = parser.parse_args(argv)
+    if args.command == "backup":
+        return backup_command(args.path)
     try:
         settings = load_settings()
     except (ConfigError, OSError, UnicodeDecodeError) as exc:
