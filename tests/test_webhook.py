@@ -178,3 +178,54 @@ async def test_webhook_without_secret_exits_2_naming_the_variable(
         assert await asyncio.wait_for(process.wait(), 20) == 2
     assert "WEBHOOK_SECRET" in log.read_text()
     assert not telegram.calls
+
+
+async def test_the_fake_delivers_to_a_webhook_with_the_secret_and_retries_like_telegram(
+    telegram: FakeTelegram,
+) -> None:
+    """The fake Bot API in webhook mode: POSTs with the header, retries non-2xx, 409 polls."""
+    from aiohttp import web
+    from telegram import Bot
+    from telegram.error import Conflict
+
+    received: list[tuple[int, str]] = []
+    answers = [500, 200, 200]
+
+    async def hook(request: web.Request) -> web.Response:
+        update = await request.json()
+        received.append((update["update_id"],
+                         request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")))
+        return web.Response(status=answers.pop(0) if answers else 200)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    bot = Bot(telegram.token, base_url=f"{telegram.root_url}/bot")
+    try:
+        async with bot:
+            assert await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token=SECRET,
+                                         allowed_updates=["message"])
+            assert (await bot.get_webhook_info()).url.endswith("/hook")
+            with pytest.raises(Conflict, match="webhook is active"):
+                await bot.get_updates(timeout=0)
+            alice = telegram.user(1, "Alice")
+            first = telegram.update_id_of(
+                telegram.send_text(alice, telegram.private_chat(alice), "one"))
+            second = telegram.update_id_of(
+                telegram.send_text(alice, telegram.private_chat(alice), "two"))
+            await wait_until(lambda: len(received) == 3)
+            # The first answer was a 500: sent again, and in order before the next update.
+            assert received == [(first, SECRET), (first, SECRET), (second, SECRET)]
+            assert telegram.webhook_posts == [(first, 500), (first, 200), (second, 200)]
+            assert telegram.pending_update_count == 0
+            assert await bot.delete_webhook()
+            assert telegram.webhook_url == ""
+            third = telegram.update_id_of(
+                telegram.send_text(alice, telegram.private_chat(alice), "three"))
+            [polled] = await bot.get_updates(timeout=0)  # polling again once it is deleted
+            assert polled.update_id == third
+    finally:
+        await runner.cleanup()
