@@ -42,7 +42,7 @@ from telegram.error import (
 from bot.bailian.retry import RetryPolicy, retry_delay
 from bot.config import Settings
 from bot.errors import StartupError, StoreError, UnsupportedDatabaseError
-from bot.services import BotApplication
+from bot.services import SERVICES_KEY, BotApplication, Services
 from storage.factory import sqlite_path
 from storage.instance_lock import InstanceLock, lock_path_for
 
@@ -319,6 +319,14 @@ async def _shut_down(application: BotApplication) -> None:
     Every step runs even if one before failed: post_shutdown closes the database, whose thread
     would otherwise keep the process alive.
     """
+    services = application.bot_data.get(SERVICES_KEY)
+    if isinstance(services, Services) and services.web is not None:
+        # First: an update accepted (answered 200) after the Application stops taking updates
+        # from its queue would be lost; refused, Telegram keeps it for the next start.
+        try:
+            await services.web.stop()
+        except Exception as exc:
+            _log_shutdown_failure("stopping the web server", exc)
     updater = application.updater
     if updater is not None and updater.running:
         try:
