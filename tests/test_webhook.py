@@ -229,3 +229,27 @@ async def test_the_fake_delivers_to_a_webhook_with_the_secret_and_retries_like_t
             assert polled.update_id == third
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.slow
+async def test_updates_sent_while_the_bot_is_down_arrive_after_the_restart(
+    tmp_path: Path, fakes: tuple[FakeTelegram, DashScopeEmulator]
+) -> None:
+    telegram, emulator = fakes
+    port = free_port()
+    env = webhook_env(telegram, emulator, tmp_path, port)
+    log = tmp_path / "bot.log"
+    async with bot_process(env, log, graceful=True) as process:
+        await webhook_set(telegram, process, log)
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), 20) == 0, log.read_text()
+    alice = telegram.user(1, "Alice")
+    start = telegram.send_text(alice, telegram.private_chat(alice), "/start")
+    await wait_until(lambda: any(status != 200 for _, status in telegram.webhook_posts))
+    assert not telegram.calls_to("sendMessage")
+    async with bot_process(env, log, graceful=True) as process:
+        await telegram.wait_for_call(
+            "sendMessage", lambda c: replied_to(c) == start["message_id"], timeout=START_TIMEOUT
+        )
+    assert len(telegram.calls_to("setWebhook")) == 2
+    assert not telegram.calls_to("deleteWebhook")
