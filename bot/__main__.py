@@ -21,13 +21,16 @@ from pathlib import Path
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 from bot.app import build_application
+from bot.backup_command import backup_command
 from bot.config import load_settings, read_dotenv
 from bot.errors import ConfigError
 from bot.logging_setup import SecretMaskingFilter, setup_logging
 from bot.startup import ExitCode, run
 
 # Masked in a configuration error too: a secret pasted into the wrong variable is quoted there.
-SECRET_VARIABLES = ("TELEGRAM_BOT_TOKEN", "DASHSCOPE_API_KEY")
+SECRET_VARIABLES = ("TELEGRAM_BOT_TOKEN", "DASHSCOPE_API_KEY", "WEBHOOK_SECRET")
+# Without these the playground is what one can try.
+CREDENTIALS = ("TELEGRAM_BOT_TOKEN", "DASHSCOPE_API_KEY")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host, port=args.port, database=args.db, lang=Lang(args.lang),
             log_level=args.log_level,
         ))
+    if args.command == "backup":
+        return backup_command(args.path)
     return _run_bot()
 
 
@@ -67,6 +72,8 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--log-level", default="WARNING",
         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     )
+    backup = commands.add_parser("backup", help="copy the SQLite database while the bot runs")
+    backup.add_argument("path", type=Path, help="the file to write the copy to")
     return parser.parse_args(argv)
 
 
@@ -75,13 +82,13 @@ def _run_bot() -> int:
         settings = load_settings()
     except (ConfigError, OSError, UnicodeDecodeError) as exc:
         # Without a token or key there is still something to try: say what, on the same line.
-        missing = isinstance(exc, ConfigError) and exc.variable in SECRET_VARIABLES and (
+        missing = isinstance(exc, ConfigError) and exc.variable in CREDENTIALS and (
             "is required" in exc.reason
         )
         hint = "; to try the bot without them: python -m bot playground" if missing else ""
         print(f"Configuration error: {_mask_secret_variables(str(exc))}{hint}", file=sys.stderr)
         return ExitCode.CONFIG
-    setup_logging(settings.log_level, settings.secrets)
+    setup_logging(settings.log_level, settings.secrets, settings.log_format)
     # SIGTERM/SIGINT stop cleanly (exit 0); unfinished jobs stay in the store and resume on the
     # next start.
     return run(settings, build_application)

@@ -915,6 +915,23 @@ class SqliteStore:
             )
         return [_job(row) for row in rows]
 
+    async def job_counts(self) -> dict[JobState, int]:
+        async with self._transaction(write=False) as tx:
+            rows = await tx.all("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        return {JobState(row["state"]): int(row["n"]) for row in rows}
+
+    async def prune_old_jobs(self, before: datetime) -> int:
+        """Retention: a finished job's mask bytes and result URLs (signed, dead after 24 h) go;
+        what /usage, the ledger, the audit and "again" read (spec, file ids, counts) stays."""
+        final = tuple(state.value for state in JobState if state.is_final)
+        async with self._transaction(write=True) as tx:
+            return await tx.run(
+                f"UPDATE jobs SET mask_png = NULL, result_urls = '[]'"
+                f" WHERE state IN ({', '.join('?' * len(final))}) AND updated_at < ?"
+                " AND (mask_png IS NOT NULL OR result_urls != '[]')",
+                (*final, _to_text(before)),
+            )
+
     # --- conversations ---------------------------------------------------------------------
     # Expiry is compared on the stored text: _to_text is fixed-width UTC, so text order is time
     # order (and the expires_at index serves the prune).

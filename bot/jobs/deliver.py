@@ -7,6 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 
 from bot.bailian import BailianClient
 from bot.bailian.models import Model
@@ -25,6 +26,7 @@ from bot.images import CheckedResult, check_result_async
 from bot.jobs.notify import Failures, StatusLines
 from bot.jobs.persist import persist
 from bot.jobs.requests import JobSpec
+from bot.metrics import Metrics
 from bot.ports import Button, Keyboard, Messenger, OutgoingImage
 from bot.texts import Lang, text
 from storage.models import Job, JobState, QuotaStatus, Store
@@ -77,7 +79,9 @@ class Deliverer:
         self, *, store: Store, client: BailianClient, messenger: Messenger,
         status: StatusLines, failures: Failures, admin_ids: Iterable[int],
         patience: float = RESULT_PATIENCE, clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._patience = patience
         self._clock = clock
         self._store = store
@@ -132,6 +136,7 @@ class Deliverer:
         # Telegram has the images: this write is retried, never the send.
         await persist(lambda: self._store.mark_delivered(job.id, len(images), tuple(file_ids)),
                       f"job {job.id}: delivered")
+        self._metrics.delivered((datetime.now(UTC) - job.created_at).total_seconds())
         await self._status.clear(job)
 
     def _watch_album(self, album_id: int) -> None:
@@ -194,6 +199,7 @@ class Deliverer:
             start += count
             await persist(functools.partial(self._store.mark_delivered, job.id, count, ids),
                           f"job {job.id}: delivered")
+            self._metrics.delivered((datetime.now(UTC) - job.created_at).total_seconds())
         if has_status:
             await self._status.clear(lead)
 

@@ -28,8 +28,10 @@ from bot.images import PreparedImage, check_drawn_mask_async, drawing_copy_async
 from bot.startup import ExitCode
 from bot.texts import Lang, render_error, text
 from bot.web.desk import DrawingDesk
+from bot.web.health import HealthRoutes
 from bot.web.initdata import WebAppUser, verify_init_data
 from bot.web.links import MaskLink, decode_link, encode_link, link_key
+from bot.web.webhook import WebhookReceiver
 
 logger = logging.getLogger(__name__)
 
@@ -92,17 +94,24 @@ class _Refusal(Exception):
 
 
 class WebServer:
-    """aiohttp on ``host:port``; ``public_url`` is where Telegram clients reach it."""
+    """aiohttp on ``host:port``; ``public_url`` is where Telegram clients reach it.
+
+    The mask routes exist only with a ``public_url`` and a ``desk``; the webhook route only with
+    a ``webhook``; health and metrics with ``health``.
+    """
 
     def __init__(
-        self, *, desk: DrawingDesk, bot_token: str, public_url: str, host: str = "0.0.0.0",
-        port: int = 8080, clock: Callable[[], datetime] | None = None,
+        self, *, desk: DrawingDesk | None, bot_token: str, public_url: str | None,
+        host: str = "0.0.0.0", port: int = 8080, clock: Callable[[], datetime] | None = None,
+        health: HealthRoutes | None = None, webhook: WebhookReceiver | None = None,
         extras: WebExtras | None = None,
     ) -> None:
-        self.public_url = public_url.rstrip("/")
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self._health = health
+        self._webhook = webhook
         self.host = host
         self.port = port
-        self._desk = desk
+        self._maybe_desk = desk
         self._bot_token = bot_token
         self._link_key = link_key(bot_token)
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -116,13 +125,31 @@ class WebServer:
 
     def routes(self) -> list[web.RouteDef]:
         """Every route of the web server, in one table."""
-        return [
-            web.get("/mask", self.mask_page),
-            web.get("/mask/photo", self.mask_photo),
-            web.post("/mask/submit", self.mask_submit),
-            web.get("/mask/static/{name}", self.static_file),
-            *self._extras.routes,
-        ]
+        routes: list[web.RouteDef] = []
+        if self.serves_masks:
+            routes += [
+                web.get("/mask", self.mask_page),
+                web.get("/mask/photo", self.mask_photo),
+                web.post("/mask/submit", self.mask_submit),
+                web.get("/mask/static/{name}", self.static_file),
+            ]
+        if self._health is not None:
+            routes += self._health.routes()
+        if self._webhook is not None:
+            routes.append(self._webhook.route())
+        routes += self._extras.routes
+        return routes
+
+    @property
+    def serves_masks(self) -> bool:
+        """Whether the mask page is served (PUBLIC_URL says where Telegram clients reach it)."""
+        return self.public_url is not None and self._maybe_desk is not None
+
+    @property
+    def _desk(self) -> DrawingDesk:
+        if self._maybe_desk is None:  # the mask routes are not registered without one
+            raise RuntimeError("no drawing desk")
+        return self._maybe_desk
 
     async def start(self) -> None:
         # No access log: page URLs carry link tokens, and refusals are logged below anyway.
@@ -137,7 +164,7 @@ class WebServer:
             ) from exc
         self._runner = runner
         logger.info("web server listening on %s:%s for %s", self.host, self.port,
-                    self.public_url)
+                    self.public_url or "health and metrics")
 
     async def stop(self) -> None:
         """Stop listening; safe to call twice."""
