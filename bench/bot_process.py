@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import tests.fakes.telegram as fake_telegram_module
+import bot.offline.bot_api as fake_telegram_module
 from bench.common import (
     API_KEY,
     REPO,
@@ -40,8 +40,8 @@ from bench.common import (
     reset_peak_rss,
     rss_mb,
 )
-from bot.bailian.emulator import DashScopeEmulator
-from tests.fakes.telegram import FakeTelegram
+from bot.offline.bot_api import FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 
 START_TIMEOUT = 30.0
 

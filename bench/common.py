@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bot.bailian.emulator import DashScopeEmulator
+from bot.offline.dashscope import DashScopeEmulator
 
 API_KEY = "bench-key"
 REPO = Path(__file__).resolve().parent.parent

@@ -19,9 +19,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.bailian.emulator import DashScopeEmulator
 from bot.config import Settings
-from tests.fakes.telegram import FakeTelegram
+from bot.offline.bot_api import FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from tests.harness import API_KEY, Harness, bot_settings, running
 
 FLOOD = 150

@@ -22,7 +22,7 @@ import aiohttp
 from PIL import Image
 
 from bot.bailian import BailianClient, EditRequest, Function, Model, PollPolicy
-from bot.bailian.emulator import DashScopeEmulator
+from bot.offline.dashscope import DashScopeEmulator
 
 API_KEY = "bench-key"
 

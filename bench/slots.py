@@ -28,7 +28,7 @@ import aiohttp
 
 from bench.common import API_KEY, TaskRun, caps_line, small_png_uri, task_run
 from bot.bailian import BailianClient, EditRequest, Function, Model, PollPolicy, Priority
-from bot.bailian.emulator import DashScopeEmulator
+from bot.offline.dashscope import DashScopeEmulator
 
 QUICK_SCALE = 0.04
 

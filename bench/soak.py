@@ -32,8 +32,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from bot.bailian.emulator import DashScopeEmulator
-from tests.fakes.telegram import ApiCall, FakeTelegram
+from bot.offline.bot_api import ApiCall, FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from tests.harness import (
     API_KEY,
     bot_process,

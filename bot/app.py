@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dtm
 import logging
 import sqlite3
 from collections.abc import Iterable
@@ -32,11 +33,15 @@ from bot.config import Settings
 from bot.conversations import Conversations
 from bot.errors import BotError, StartupError, StoreError
 from bot.jobs import JobService
+from bot.metrics import Metrics
 from bot.services import SERVICES_KEY, BotApplication, BotContext, Services
 from bot.startup import ExitCode
 from bot.telegram_io import TelegramMessenger
 from bot.texts import Lang, render_error, text
 from bot.web import WebServer
+from bot.web.health import HealthRoutes
+from bot.web.server import WebExtras
+from bot.web.webhook import WebhookReceiver
 from handlers import access, admin, albums, callbacks, edit, info, masks, payments, throttle
 from handlers.common import HandledUpdates, language_of, track_user
 from handlers.filters import COMMAND_TEXT, IMAGE, IN_ALBUM, NEW_MESSAGE, REPLIES_TO_IMAGE
@@ -66,11 +71,12 @@ def build_application(
     poll_policy: PollPolicy | None = None,
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
     request_timeout: float = REQUEST_TIMEOUT,
+    web_extras: WebExtras | None = None,
 ) -> BotApplication:
     """The Application with every handler registered, in one place.
 
     ``poll_policy``, ``retry_policy`` and ``request_timeout`` tune the DashScope adapter (tests
-    use short ones).
+    use short ones); ``web_extras`` are the playground's additions to the web server.
     """
     context_types = ContextTypes(context=BotContext)
     application: BotApplication = (
@@ -91,6 +97,7 @@ def build_application(
     application.bot_data["poll_policy"] = poll_policy
     application.bot_data["retry_policy"] = retry_policy
     application.bot_data["request_timeout"] = request_timeout
+    application.bot_data["web_extras"] = web_extras
 
     # Every route, in the order they are tried (the first match handles an update).
     handled = HandledUpdates()  # an update Telegram sends again is handled once
@@ -162,6 +169,9 @@ async def _open_services(application: BotApplication) -> None:
             ExitCode.DATABASE, f"Database unusable: {masked_url(settings.database_url)}: {exc}"
         ) from exc
     session = aiohttp.ClientSession()
+    metrics = Metrics()
+    if settings.star_packs:
+        metrics.sell_stars()
     client = BailianClient(
         session,
         api_root=settings.dashscope_api_root,
@@ -173,6 +183,7 @@ async def _open_services(application: BotApplication) -> None:
         retry=application.bot_data["retry_policy"],
         request_timeout=application.bot_data["request_timeout"],
         task_patience=settings.dashscope_task_patience,
+        metrics=metrics,
     )
     messenger = TelegramMessenger(application.bot)
     jobs = JobService(
@@ -186,11 +197,13 @@ async def _open_services(application: BotApplication) -> None:
         task_patience=settings.dashscope_task_patience,
         budget_yuan=settings.monthly_budget_yuan,
         images_for_sale=bool(settings.star_packs),
+        metrics=metrics,
     )
     # Stored at once: whatever fails from here on, post_shutdown closes what was opened.
     application.bot_data[SERVICES_KEY] = Services(
         settings=settings, store=store, session=session, client=client, messenger=messenger,
         jobs=jobs, conversations=Conversations(store), bot_username=me.username,
+        metrics=metrics,
     )
     try:
         await register_commands(application)
@@ -204,9 +217,10 @@ async def _open_services(application: BotApplication) -> None:
     except BotError as exc:
         logger.warning("the admins were not told of the start: %s", exc)
     application.bot_data[PRUNE_TASK_KEY] = asyncio.create_task(
-        _prune_conversations(application.bot_data[SERVICES_KEY].conversations, store)
+        _prune_conversations(application.bot_data[SERVICES_KEY].conversations, store,
+                             retention=dtm.timedelta(days=settings.retention_days))
     )
-    await _start_web(application.bot_data[SERVICES_KEY])
+    await _start_web(application, application.bot_data["web_extras"])
     if not settings.admin_user_ids:
         logger.warning(
             "no admin is configured: nobody is alerted to DashScope account problems and nobody "
@@ -216,23 +230,56 @@ async def _open_services(application: BotApplication) -> None:
     logger.info("bot @%s started", me.username)
 
 
-async def _start_web(services: Services) -> None:
-    """The Mini App's web server, when PUBLIC_URL says where Telegram clients reach it."""
+async def _start_web(application: BotApplication, extras: WebExtras | None) -> None:
+    """The web server, when PUBLIC_URL, WEBHOOK_URL or WEB_SERVER=on asks for it: the Mini App
+    (PUBLIC_URL only), the webhook (WEBHOOK_URL only), health and metrics (always); the
+    playground's page in the playground (``extras``)."""
+    services: Services = application.bot_data[SERVICES_KEY]
     settings = services.settings
-    if settings.public_url is None:
+    if not settings.serves_web:
         return
-    if settings.public_url.startswith("http://"):
+    # The playground's own page is the client there, and it takes http.
+    if (settings.public_url is not None and settings.public_url.startswith("http://")
+            and extras is None):
         logger.warning(
             "PUBLIC_URL %s is plain http: Telegram opens Mini Apps only over https, so the "
             "\"Draw the mask\" button will be refused; use https in production",
             settings.public_url,
         )
     web = WebServer(
-        desk=masks.MaskDesk(services), bot_token=settings.telegram_bot_token,
-        public_url=settings.public_url, host=settings.web_host, port=settings.web_port,
+        desk=masks.MaskDesk(services) if settings.public_url is not None else None,
+        bot_token=settings.telegram_bot_token, public_url=settings.public_url,
+        host=settings.web_host, port=settings.web_port, health=_health(services),
+        webhook=_webhook(application), extras=extras,
     )
     await web.start()
     services.web = web
+
+
+def _health(services: Services) -> HealthRoutes:
+    client = services.client
+
+    async def store_answers() -> None:
+        await services.store.job_counts()
+
+    async def metrics() -> bytes:
+        return await services.metrics.render(services.store, lambda: client.slots.in_use)
+
+    return HealthRoutes(
+        checks={"store": store_answers, "dashscope": client.reachable}, metrics=metrics
+    )
+
+
+def _webhook(application: BotApplication) -> WebhookReceiver | None:
+    """The webhook route: an update posted there takes the same queue as a polled one."""
+    settings: Settings = application.bot_data["settings"]
+    if settings.webhook_url is None:
+        return None
+
+    async def sink(payload: dict[str, Any]) -> None:
+        await application.update_queue.put(Update.de_json(payload, application.bot))
+
+    return WebhookReceiver(url=settings.webhook_url, secret=settings.webhook_secret, sink=sink)
 
 
 async def register_commands(application: BotApplication) -> None:
@@ -276,17 +323,23 @@ def _menu(names: Iterable[str], lang: Lang) -> list[BotCommand]:
     return [BotCommand(name, text(f"menu_{name}", lang)) for name in names]
 
 
-async def _prune_conversations(conversations: Conversations, store: Store) -> None:
-    """Delete expired conversations now and then (reads ignore them already)."""
+async def _prune_conversations(
+    conversations: Conversations, store: Store, *, retention: dtm.timedelta
+) -> None:
+    """Delete expired conversations now and then (reads ignore them already), and clear the
+    heavy fields of jobs finished more than ``retention`` ago (RETENTION_DAYS)."""
     while True:
         try:
             pruned = await conversations.prune()
             await store.forget_old_updates()  # handled update ids, kept 48 h
+            jobs = await store.prune_old_jobs(dtm.datetime.now(dtm.UTC) - retention)
         except Exception:  # a busy database now is no reason to stop pruning later
             logger.exception("pruning conversations failed")
         else:
             if pruned:
                 logger.info("pruned %d expired conversations", pruned)
+            if jobs:
+                logger.info("cleared the masks and result links of %d old jobs", jobs)
         await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
 
 

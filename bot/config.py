@@ -74,6 +74,16 @@ class Settings:
     public_url: str | None = None
     web_host: str = "0.0.0.0"
     web_port: int = 8080
+    # Webhook mode (bot/web/webhook.py): Telegram POSTs updates to this URL, each carrying
+    # WEBHOOK_SECRET; None: long polling.
+    webhook_url: str | None = None
+    webhook_secret: str = ""
+    # Serve /healthz, /readyz and /metrics even without PUBLIC_URL or WEBHOOK_URL (WEB_SERVER=on).
+    web_server: bool = False
+    # "text": one line per record; "json": one JSON object per line (bot/logging_setup.py).
+    log_format: str = "text"
+    # Finished jobs older than this many days lose their heavy fields (storage: prune_old_jobs).
+    retention_days: int = 30
     # Packs of images sold for Telegram Stars (/buy); empty: nothing is sold.
     star_packs: tuple[StarPack, ...] = ()
     # What /paysupport and /terms answer; empty: the catalogue's texts, in the user's language.
@@ -100,8 +110,13 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         # The database's password too: a driver's error may quote its URL.
-        return (self.telegram_bot_token, self.dashscope_api_key,
+        return (self.telegram_bot_token, self.dashscope_api_key, self.webhook_secret,
                 urlsplit(self.database_url).password or "")
+
+    @property
+    def serves_web(self) -> bool:
+        """Whether the bot runs its web server (the mask page, the webhook, health, metrics)."""
+        return self.web_server or self.public_url is not None or self.webhook_url is not None
 
     def __repr__(self) -> str:  # never print the secrets, even in a traceback
         return (
@@ -238,6 +253,46 @@ def _timezone(raw: str) -> str:
     return raw
 
 
+# What Telegram accepts as setWebhook's secret_token.
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+LOG_FORMATS = ("text", "json")
+
+
+def _webhook_secret(raw: str) -> str:
+    if WEBHOOK_SECRET_RE.fullmatch(raw) is None:
+        raise ValueError(
+            "must be 1 to 256 characters, only A-Z a-z 0-9 _ - (Telegram refuses others), "
+            "e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return raw
+
+
+def _on_off(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise ValueError("must be on or off")
+    return value in ("on", "true", "1", "yes")
+
+
+def _log_format(raw: str) -> str:
+    value = raw.lower()
+    if value not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return value
+
+
+def _webhook(env: Mapping[str, str]) -> tuple[str | None, str]:
+    """WEBHOOK_URL and its WEBHOOK_SECRET, which is required with it."""
+    url = _parse(env, "WEBHOOK_URL", None, _public_url)
+    secret = _parse(env, "WEBHOOK_SECRET", "", _webhook_secret)
+    if url is not None and not secret:
+        raise ConfigError(
+            "WEBHOOK_SECRET", "is required with WEBHOOK_URL: Telegram sends it with every "
+            "update so that nobody else can post updates to the bot"
+        )
+    return url, secret
+
+
 def _log_level(raw: str) -> str:
     level = raw.upper()
     if level not in LOG_LEVELS:
@@ -252,6 +307,7 @@ def load_settings(
     env: dict[str, str] = read_dotenv(dotenv) if dotenv is not None else {}
     env.update(os.environ if environ is None else environ)
     defaults = Settings(telegram_bot_token="", dashscope_api_key="")
+    webhook_url, webhook_secret = _webhook(env)
     return Settings(
         telegram_bot_token=_required(env, "TELEGRAM_BOT_TOKEN"),
         dashscope_api_key=_required(env, "DASHSCOPE_API_KEY"),
@@ -298,4 +354,9 @@ def load_settings(
         public_url=_parse(env, "PUBLIC_URL", defaults.public_url, _public_url),
         web_host=_parse(env, "WEB_HOST", defaults.web_host, str),
         web_port=_parse(env, "WEB_PORT", defaults.web_port, _port),
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        web_server=_parse(env, "WEB_SERVER", defaults.web_server, _on_off),
+        log_format=_parse(env, "LOG_FORMAT", defaults.log_format, _log_format),
+        retention_days=_parse(env, "RETENTION_DAYS", defaults.retention_days, _positive_int),
     )

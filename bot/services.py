@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.conversations import Conversations
 from bot.flood import PerUserLimit
 from bot.jobs import JobService
+from bot.metrics import Metrics
 from bot.telegram_io import TelegramMessenger
 from storage.models import Store
 
@@ -33,6 +34,7 @@ class Services:
     jobs: JobService
     conversations: Conversations
     bot_username: str
+    metrics: Metrics
     cheap_limit: PerUserLimit = field(init=False)  # from the settings
     albums: AlbumCollector = field(init=False)  # from the settings
     web: WebServer | None = None  # the Mini App's server, when PUBLIC_URL is set

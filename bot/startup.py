@@ -1,5 +1,9 @@
 """Start-up and the run loop of ``python -m bot``: one line and one exit code per failure.
 
+With WEBHOOK_URL set, ``setWebhook`` replaces polling: updates arrive on the bot's own web
+server (bot/web/webhook.py), so there is no polling task to watch; a revoked token then shows
+as failing sends, and the process stops only on a signal.
+
 Why not ``Application.run_polling``: a rejected token escaped it as a long traceback carrying the
 token; a Telegram briefly unreachable at start made it exit at once; and a token revoked while
 running killed its polling task but left the process up, serving nothing. This loop does what
@@ -38,7 +42,7 @@ from telegram.error import (
 from bot.bailian.retry import RetryPolicy, retry_delay
 from bot.config import Settings
 from bot.errors import StartupError, StoreError, UnsupportedDatabaseError
-from bot.services import BotApplication
+from bot.services import SERVICES_KEY, BotApplication, Services
 from storage.factory import engine_url, is_sqlite, sqlite_path
 from storage.instance_lock import InstanceLock, lock_path_for
 
@@ -67,6 +71,9 @@ POLL_TIMEOUT = 10
 BOOTSTRAP_RETRIES = 3
 # PTB names its polling task; watching it is how a dead poll (a revoked token) is noticed.
 POLLING_TASK_NAME = "Updater:start_polling:polling_task"
+# The update kinds asked for, polled or pushed: every kind, since the access gate, the flood
+# limit and the handled-update record run on any update (bot/app.py's routes).
+ALLOWED_UPDATES = Update.ALL_TYPES
 
 
 def run(settings: Settings, build: Callable[[Settings], BotApplication]) -> int:
@@ -80,14 +87,25 @@ def run(settings: Settings, build: Callable[[Settings], BotApplication]) -> int:
 
 
 async def _main(settings: Settings, build: Callable[[Settings], BotApplication]) -> ExitCode:
-    stop = _stop_on_signals()
+    return await run_until_stopped(settings, build, stop_on_signals())
+
+
+async def run_until_stopped(
+    settings: Settings,
+    build: Callable[[Settings], BotApplication],
+    stop: asyncio.Event,
+    *,
+    on_ready: Callable[[], None] | None = None,
+) -> ExitCode:
+    """The body of :func:`run` in a running loop (the playground runs its offline world beside
+    it); ``on_ready`` is called once the bot polls and its web server listens."""
     lock: InstanceLock | None = None
     try:
         lock = _instance_lock(settings)
         if lock is not None and not await stand_by_for(lock, stop):
             logger.info("stopped while standing by")
             return ExitCode.OK
-        return await serve(build(settings), settings, stop)
+        return await serve(build(settings), settings, stop, on_ready=on_ready)
     except Exception as exc:
         failure = as_startup_error(exc)
         logger.critical("%s", failure)
@@ -140,7 +158,8 @@ def _instance_lock(settings: Settings) -> InstanceLock | None:
         raise StartupError(ExitCode.DATABASE, f"Database unusable: {exc}") from exc
 
 
-def _stop_on_signals() -> asyncio.Event:
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (call in the running loop)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -176,7 +195,13 @@ def _try_lock(lock: InstanceLock) -> bool:
         ) from exc
 
 
-async def serve(application: BotApplication, settings: Settings, stop: asyncio.Event) -> ExitCode:
+async def serve(
+    application: BotApplication,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    on_ready: Callable[[], None] | None = None,
+) -> ExitCode:
     """Connect (getMe, retried), open the services, poll; until a stop signal or a dead poll."""
     policy = RetryPolicy(
         initial_delay=STARTUP_RETRY_INITIAL_DELAY,
@@ -190,17 +215,41 @@ async def serve(application: BotApplication, settings: Settings, stop: asyncio.E
             await application.post_init(application)
         if stop.is_set():
             return ExitCode.OK
-        assert application.updater is not None  # built with one
-        await application.updater.start_polling(
-            timeout=POLL_TIMEOUT,
-            bootstrap_retries=BOOTSTRAP_RETRIES,
-            allowed_updates=Update.ALL_TYPES,
-            error_callback=_on_polling_error,
-        )
+        if settings.webhook_url is not None:
+            await set_webhook(application, settings.webhook_url, settings.webhook_secret)
+        else:
+            assert application.updater is not None  # built with one
+            await application.updater.start_polling(
+                timeout=POLL_TIMEOUT,
+                bootstrap_retries=BOOTSTRAP_RETRIES,
+                allowed_updates=ALLOWED_UPDATES,
+                error_callback=_on_polling_error,
+            )
         await application.start()
-        return await _until_stopped(stop)
+        if on_ready is not None:
+            on_ready()
+        return await _until_stopped(stop, polled=settings.webhook_url is None)
     finally:
         await _shut_down(application)
+
+
+async def set_webhook(application: BotApplication, url: str, secret: str) -> None:
+    """Webhook mode: Telegram pushes updates to ``url`` (served by bot/web/webhook.py).
+
+    Pending updates are kept, and the webhook stays set when the bot stops: updates that
+    arrive meanwhile wait at Telegram (it retries) for the next start instead of being lost.
+    """
+    try:
+        await application.bot.set_webhook(
+            url, secret_token=secret, allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=False,
+        )
+    except BadRequest as exc:
+        raise StartupError(
+            ExitCode.CONFIG, f"Telegram refused WEBHOOK_URL {url}: {exc.message} (it must be an "
+            "https URL on port 443, 80, 88 or 8443 that reaches WEB_HOST:WEB_PORT)"
+        ) from exc
+    logger.info("webhook set: Telegram sends updates to %s", url)
 
 
 async def connect(application: BotApplication, policy: RetryPolicy, stop: asyncio.Event) -> bool:
@@ -255,13 +304,13 @@ def _on_polling_error(exc: TelegramError) -> None:
         logger.warning("getUpdates failed (%s); polling again", describe(exc))
 
 
-async def _until_stopped(stop: asyncio.Event) -> ExitCode:
+async def _until_stopped(stop: asyncio.Event, *, polled: bool = True) -> ExitCode:
     """Wait for a stop signal, or for the polling task to end on its own (a revoked token)."""
     polling = next(
         (t for t in asyncio.all_tasks() if t.get_name() == POLLING_TASK_NAME and not t.done()),
         None,
     )
-    if polling is None:  # a PTB that names its task otherwise: only signals stop the bot
+    if polling is None and polled:  # a PTB that names its task otherwise: only signals stop
         logger.debug("polling task %r not found; not watched", POLLING_TASK_NAME)
     stopping = asyncio.ensure_future(stop.wait())
     try:
@@ -295,6 +344,14 @@ async def _shut_down(application: BotApplication) -> None:
     Every step runs even if one before failed: post_shutdown closes the database, whose thread
     would otherwise keep the process alive.
     """
+    services = application.bot_data.get(SERVICES_KEY)
+    if isinstance(services, Services) and services.web is not None:
+        # First: an update accepted (answered 200) after the Application stops taking updates
+        # from its queue would be lost; refused, Telegram keeps it for the next start.
+        try:
+            await services.web.stop()
+        except Exception as exc:
+            _log_shutdown_failure("stopping the web server", exc)
     updater = application.updater
     if updater is not None and updater.running:
         try:

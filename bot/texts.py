@@ -101,9 +101,9 @@ CATALOGUE: dict[str, Text] = {
         en="The option {option} is given more than once.",
     ),
     "cmd_error_bad_box": Text(
-        zh="{option}= 需要 0 到 100 之间的四个数：左,上,右,下（按宽和高的百分比），且左 < 右、上 < 下；收到的是 “{value}”。",
+        zh="{option}= 需要 0 到 100 之间的四个数：左,上,右,下（按宽和高的百分比），且左 &lt; 右、上 &lt; 下；收到的是 “{value}”。",
         en="{option}= takes four numbers from 0 to 100: left,top,right,bottom in percent of the "
-        "width and height, with left < right and top < bottom; got “{value}”.",
+        "width and height, with left &lt; right and top &lt; bottom; got “{value}”.",
     ),
     "cmd_error_too_many_boxes": Text(
         zh="最多 {limit} 个 box=，收到 {count} 个。区域更复杂时，请在照片上用画笔涂抹。",
@@ -452,6 +452,9 @@ CATALOGUE: dict[str, Text] = {
     ),
     "caption_remaining": Text(
         "本月剩余 {remaining} 张", "{remaining} {remaining:image|images} left this month"
+    ),
+    "caption_remaining_purchased": Text(
+        "剩余 {remaining} 张（含购买的）", "{remaining} {remaining:image|images} left, bought ones included"
     ),
     "caption_unlimited": Text("管理员不限额", "admin: unlimited"),
     "caption_album": Text("相册 {n} 张", "album of {n} {n:image|images}"),
@@ -963,6 +966,43 @@ CATALOGUE: dict[str, Text] = {
     ),
     "miniapp_network_error": Text(
         "无法连接机器人，请稍后再试。", "Could not reach the bot. Please try again.",
+    ),
+    # --- the playground's chat page (bot/playground, python -m bot playground) ----------------
+    "playground_title": Text("百炼修图机器人 · 本地试玩", "Bailian bot playground"),
+    "playground_note": Text(
+        "离线运行：结果由本地的 DashScope 模拟器用简单滤镜生成，并不是 AI 修图。",
+        "Offline: a local DashScope emulator makes these results with simple filters, not AI "
+        "edits.",
+    ),
+    "playground_private": Text("私聊", "Private chat"),
+    "playground_group": Text("群组", "Group"),
+    "playground_group_title": Text("试玩群", "Playground group"),
+    "playground_group_members": Text("你、朋友和机器人", "You, Friend and the bot"),
+    "playground_you": Text("你", "You"),
+    "playground_friend": Text("朋友", "Friend"),
+    "playground_send_as": Text("发送者", "Send as"),
+    "playground_placeholder": Text("输入消息，或图片的说明", "Message, or the image's caption"),
+    "playground_send": Text("发送", "Send"),
+    "playground_attach": Text("图片", "Image"),
+    "playground_as_file": Text("作为文件发送", "Send as a file"),
+    "playground_reply": Text("回复", "Reply"),
+    "playground_replying_to": Text("回复给", "Replying to"),
+    "playground_edited": Text("已编辑", "edited"),
+    "playground_close": Text("关闭", "Close"),
+    "playground_hint": Text(
+        "发送 /start，或者选一张图片，写上 /upscale 2 再发送。",
+        "Send /start, or pick an image, write /upscale 2 and send.",
+    ),
+    "playground_nothing_to_send": Text(
+        "请先写一条消息或选一张图片。", "Write a message or pick an image first.",
+    ),
+    "playground_not_image": Text(
+        "“{name}” 不是可以作为照片发送的图片；勾选“作为文件发送”即可原样发送。",
+        "“{name}” is not an image that can be sent as a photo; tick “Send as a file” to send "
+        "it as it is.",
+    ),
+    "playground_refused": Text(
+        "本地 Bot API 拒绝了这条消息：{reason}", "The local Bot API refused it: {reason}",
     ),
 }
 

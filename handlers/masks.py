@@ -47,7 +47,7 @@ async def ask_for_mask(
     key = "erase_ask_mask_group" if who.is_group else "erase_ask_mask"
     keyboard: Keyboard | None = None
     # Telegram allows web_app buttons in private chats only.
-    if services.web is not None and not who.is_group:
+    if services.web is not None and services.web.serves_masks and not who.is_group:
         url = services.web.mask_page_url(who.user_id, who.chat_id, who.message_id, who.lang)
         keyboard = ((Button(text("btn_draw_mask", who.lang), web_app=url),),)
     prompt_id = await services.messenger.send_text(

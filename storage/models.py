@@ -427,6 +427,15 @@ class Store(Protocol):
         """Jobs submitted or succeeded but not yet final (for /queue)."""
         ...
 
+    async def job_counts(self) -> dict[JobState, int]:
+        """How many jobs are in each state (states without jobs are left out); for /metrics."""
+        ...
+
+    async def prune_old_jobs(self, before: datetime) -> int:
+        """Clear the heavy fields (a drawn mask's bytes, the result URLs) of jobs that ended
+        before ``before``; returns how many jobs lost them. Counts, money and ids are kept."""
+        ...
+
     # conversations (what a person is in the middle of)
     async def put_conversation(
         self, kind: ConversationKind, chat_id: int, key: int, *, user_id: int, payload: str,

@@ -1094,6 +1094,23 @@ class SqlStore:
             )
         return [_job(row) for row in rows]
 
+    async def job_counts(self) -> dict[JobState, int]:
+        async with self._transaction(write=False) as tx:
+            rows = await tx.all("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        return {JobState(row["state"]): int(row["n"]) for row in rows}
+
+    async def prune_old_jobs(self, before: datetime) -> int:
+        """Retention: a finished job's mask bytes and result URLs (signed, dead after 24 h) go;
+        what /usage, the ledger, the audit and "again" read (spec, file ids, counts) stays."""
+        async with self._transaction(write=True) as tx:
+            return await tx.run(
+                "UPDATE jobs SET mask_png = NULL, result_urls = '[]'"
+                " WHERE state IN :states AND updated_at < :before"
+                " AND (mask_png IS NOT NULL OR result_urls != '[]')",
+                states=tuple(state.value for state in JobState if state.is_final),
+                before=_to_text(before),
+            )
+
     # --- conversations ---------------------------------------------------------------------
     # Expiry is compared on the stored text: _to_text is fixed-width UTC, so text order is time
     # order (and the expires_at index serves the prune).

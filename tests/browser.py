@@ -8,9 +8,11 @@ import hmac
 import json
 import os
 import socket
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -44,6 +46,14 @@ def sign_init_data(
     secret = hmac.new(b"WebAppData", bot_token.encode(), hashlib.sha256).digest()
     values["hash"] = hmac.new(secret, check.encode(), hashlib.sha256).hexdigest()
     return urlencode(values)
+
+
+def screenshot_path(name: str) -> Path:
+    """Where a browser test saves its picture: ``SCREENSHOTS_DIR`` (``docs/images`` refreshes
+    the README's pictures), else the temp folder, so a test run leaves the checkout as it was."""
+    folder = Path(os.environ.get("SCREENSHOTS_DIR") or tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 def free_port() -> int:

@@ -13,8 +13,8 @@ import pytest
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 if TYPE_CHECKING:
-    from bot.bailian.emulator import DashScopeEmulator
-    from tests.fakes.telegram import FakeTelegram
+    from bot.offline.bot_api import FakeTelegram
+    from bot.offline.dashscope import DashScopeEmulator
     from tests.harness import Harness
     from tests.stores import Stores
 
@@ -62,7 +62,7 @@ async def stores(
 
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:
-    from tests.fakes.telegram import FakeTelegram
+    from bot.offline.bot_api import FakeTelegram
 
     fake = FakeTelegram()
     await fake.start()
@@ -74,7 +74,7 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[DashScopeEmulator]:
-    from bot.bailian.emulator import DashScopeEmulator
+    from bot.offline.dashscope import DashScopeEmulator
     from tests.harness import API_KEY
 
     emu = DashScopeEmulator(api_key=API_KEY, latency=(0.05, 0.15), seed=7)

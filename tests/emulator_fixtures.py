@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from bot.bailian.emulator import QWEN_PATH, SUBMIT_PATH, DashScopeEmulator
+from bot.offline.dashscope import QWEN_PATH, SUBMIT_PATH, DashScopeEmulator
 
 API_KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -17,10 +17,11 @@ from PIL import Image
 from bot.app import build_application
 from bot.bailian import PollPolicy, RetryPolicy
 from bot.bailian.client import REQUEST_TIMEOUT
-from bot.bailian.emulator import DashScopeEmulator
 from bot.config import Settings, load_settings
+from bot.offline.bot_api import ApiCall, FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
+from bot.offline.world import offline_env
 from bot.services import SERVICES_KEY, BotApplication, Services
-from tests.fakes.telegram import ApiCall, FakeTelegram
 
 ADMIN_ID = 9000
 API_KEY = "sk-emulated-secret-key-0123456789"
@@ -55,12 +56,7 @@ def make_mask(width: int, height: int, box: tuple[int, int, int, int] | None = N
 def bot_settings(
     telegram: FakeTelegram, emulator: DashScopeEmulator, database: Path, **overrides: str
 ) -> Settings:
-    env = {
-        "TELEGRAM_BOT_TOKEN": telegram.token,
-        "DASHSCOPE_API_KEY": API_KEY,
-        "TELEGRAM_API_URL": telegram.root_url,
-        "DASHSCOPE_BASE_URL": emulator.base_url,
-        "DATABASE_URL": f"sqlite:///{database}",
+    env = offline_env(telegram, emulator, database) | {
         "ADMIN_USER_IDS": str(ADMIN_ID),
         "MONTHLY_QUOTA": "5",
         "DASHSCOPE_POLL_INTERVAL": "0.05",
@@ -191,12 +187,7 @@ def subprocess_env(
     ``settings`` override the defaults (quota 5, INFO logs, first poll after 0.1 s).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DASHSCOPE_"))}
-    env.update({
-        "TELEGRAM_BOT_TOKEN": telegram.token,
-        "DASHSCOPE_API_KEY": API_KEY,
-        "TELEGRAM_API_URL": telegram.root_url,
-        "DASHSCOPE_BASE_URL": emulator.base_url,
-        "DATABASE_URL": f"sqlite:///{database}",
+    env.update(offline_env(telegram, emulator, database) | {
         # The subprocess polls with the default policy: first poll after this interval.
         "DASHSCOPE_POLL_INTERVAL": "0.1",
         "MONTHLY_QUOTA": "5",

@@ -16,14 +16,14 @@ import pytest
 
 from bot.albums import AlbumCollector, AlbumPart
 from bot.bailian import BailianClient
-from bot.bailian.emulator import DashScopeEmulator
 from bot.errors import QuotaExceededError
 from bot.jobs import Accepted, AlbumImage, CancelOutcome, JobService, Requester
+from bot.offline.bot_api import FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from bot.texts import Lang
 from storage import NewJob, SqliteStore
 from storage.models import JobState
 from tests.fakes.messenger import FakeMessenger
-from tests.fakes.telegram import FakeTelegram
 from tests.harness import (
     ADMIN_ID,
     API_KEY,

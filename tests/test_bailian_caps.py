@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from bot.bailian import BailianClient, PollPolicy, RetryPolicy
-from bot.bailian.emulator import DashScopeEmulator
+from bot.offline.dashscope import DashScopeEmulator
 from tests.test_bailian_client import API_KEY, wanx
 
 # Real-time windows and subprocesses: in the full run (`pytest`), not in the fast lane.

@@ -24,7 +24,6 @@ from bot.bailian import (
     RetryPolicy,
     TaskStatus,
 )
-from bot.bailian.emulator import DashScopeEmulator
 from bot.errors import (
     AccountError,
     ContentRefusedError,
@@ -38,6 +37,7 @@ from bot.errors import (
     TaskFailedError,
     TaskUnknownError,
 )
+from bot.offline.dashscope import DashScopeEmulator
 
 API_KEY = "sk-test-0123456789abcdef-SECRET"
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_delay=0.01, max_delay=0.05, total_budget=5.0)

@@ -20,8 +20,8 @@ from bot.bailian import (
     Priority,
     next_poll_delay,
 )
-from bot.bailian.emulator import DashScopeEmulator
 from bot.bailian.poller import contended_policy
+from bot.offline.dashscope import DashScopeEmulator
 
 # Real-time windows and subprocesses: in the full run (`pytest`), not in the fast lane.
 pytestmark = pytest.mark.slow

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.bailian.emulator import DashScopeEmulator
+from bot.offline.bot_api import FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from bot.texts import Lang, text
 from storage.models import next_month_start
-from tests.fakes.telegram import FakeTelegram
 from tests.harness import Harness, bot_settings, make_image, running
 from tests.stores import empty_database
 

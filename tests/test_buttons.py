@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bot.bailian.emulator import DashScopeEmulator
 from bot.errors import BannedError, BudgetExceededError, QuotaExceededError
+from bot.offline.bot_api import MAX_CALLBACK_ANSWER_LENGTH, ApiCall, FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from bot.texts import Lang, render_error, text
-from tests.fakes.telegram import MAX_CALLBACK_ANSWER_LENGTH, ApiCall, FakeTelegram
 from tests.harness import API_KEY, Harness, bot_settings, make_image, running, wait_until
 
 pytestmark = pytest.mark.slow

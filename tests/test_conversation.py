@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.bailian.emulator import DashScopeEmulator
+from bot.offline.bot_api import FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from storage.models import JobState
-from tests.fakes.telegram import FakeTelegram
 from tests.harness import API_KEY, Harness, bot_settings, make_image, running, wait_until
 
 pytestmark = pytest.mark.slow

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.bailian.emulator import DashScopeEmulator
+from bot.offline.bot_api import FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from storage import SqliteStore
-from tests.fakes.telegram import FakeTelegram
 from tests.harness import API_KEY, bot_process, make_image, subprocess_env, wait_until
 
 pytestmark = pytest.mark.slow

@@ -19,13 +19,13 @@ import aiohttp
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from bot.bailian.emulator import (
+from bot.bailian.models import TaskStatus
+from bot.offline.dashscope import (
     CANCEL_PATH,
     DashScopeEmulator,
     EmulatedTask,
     parse_args,
 )
-from bot.bailian.models import TaskStatus
 from tests.emulator_fixtures import (
     API_KEY,
     ASYNC_AUTH,
@@ -1040,7 +1040,7 @@ async def test_the_module_serves_until_interrupted(http: aiohttp.ClientSession) 
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.bailian.emulator",
+        "bot.offline.dashscope",
         "--port",
         str(port),
         "--api-key",

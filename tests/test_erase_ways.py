@@ -247,7 +247,7 @@ async def test_bad_boxes_are_explained_with_an_example_and_cost_nothing(
     alice = harness.user(1, language_code=lang)
     chat = tg.private_chat(alice)
     request = tg.send_photo(alice, chat, jpeg(photo()), caption)
-    answer = (await harness.reply_to(request)).params["text"]
+    answer = (await harness.reply_to(request)).result["text"]  # as Telegram shows it
     assert expected in answer
     assert "box=10,20,60,80" in answer  # the example that works
     assert not harness.emulator.requests

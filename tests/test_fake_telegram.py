@@ -33,7 +33,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from tests.fakes import FakeTelegram
+from bot.offline.bot_api import FakeTelegram
 
 MB = 1024 * 1024
 

@@ -10,7 +10,7 @@ import pytest
 from telegram import Bot, LabeledPrice, Update
 from telegram.error import BadRequest
 
-from tests.fakes import FakeTelegram
+from bot.offline.bot_api import FakeTelegram
 from tests.test_fake_telegram import make_bot
 
 ALICE = 501

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from bot.bailian.emulator import DashScopeEmulator
 from bot.errors import JobNotFoundError
+from bot.offline.bot_api import ApiCall, FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from storage.models import Job, JobState
-from tests.fakes.telegram import ApiCall, FakeTelegram
 from tests.harness import (
     ADMIN_ID,
     API_KEY,

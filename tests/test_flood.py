@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.bailian.emulator import DashScopeEmulator
 from bot.flood import PerUserLimit
-from tests.fakes.telegram import FakeTelegram
+from bot.offline.bot_api import FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from tests.harness import Harness, bot_settings, make_image, replied_to, running
 
 

@@ -24,7 +24,6 @@ from PIL import Image
 from bot import callback_data
 from bot.api_limits import MAX_SEED
 from bot.bailian import BailianClient, Model, PollPolicy, RetryPolicy
-from bot.bailian.emulator import DashScopeEmulator
 from bot.callback_data import Again, Upscale
 from bot.commands import Command, ParsedCommand, parse_command
 from bot.errors import (
@@ -40,6 +39,7 @@ from bot.jobs import Accepted, JobService, JobSpec, Refused, Requester
 from bot.jobs.inputs import Inputs, PreparedCache, check_options
 from bot.jobs.notify import failure_text, queued_text
 from bot.jobs.queue import WorkQueue
+from bot.offline.dashscope import DashScopeEmulator
 from bot.ports import Keyboard
 from bot.texts import Lang, render_error, text
 from storage import Job, JobState, NewJob, SqliteStore

@@ -20,14 +20,13 @@ from PIL import Image, ImageDraw
 from bot.services import SERVICES_KEY
 from bot.texts import Lang, text
 from bot.web.server import WebServer
-from tests.browser import chromium, free_port, only_to, sign_init_data
+from tests.browser import chromium, free_port, only_to, screenshot_path, sign_init_data
 from tests.harness import Harness, bot_settings, make_image, running
 from tests.test_web_mask import ALICE, CHAT, REQUEST, WAIT, Desk
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "123456:AAE-browser-test-token"
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "miniapp-mask.png"
 # Telegram's light theme, as the client hands it to a Mini App.
 THEME = {
     "bg_color": "#ffffff", "text_color": "#000000", "hint_color": "#707579",
@@ -183,8 +182,7 @@ async def test_painted_strokes_become_the_mask_and_the_app_closes(server: WebSer
         across = await stroke(page, [(0.15, 0.3), (0.45, 0.3)])
         down = await stroke(page, [(0.62, 0.55), (0.64, 0.75), (0.66, 0.85)])
         assert (await telegram_record(page))["button"]["visible"]
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SCREENSHOT))
+        await page.screenshot(path=str(screenshot_path("miniapp-mask.png")))
         assert await page.evaluate(PRESS_MAIN_BUTTON)
         await page.wait_for_function("() => window.__telegram.closed", timeout=10_000)
         assert (await telegram_record(page))["alerts"] == []

@@ -23,18 +23,18 @@ from telegram import Chat, Message, User
 
 from bot.access import AccessPolicy, RefusalMemory
 from bot.alerts import AdminAlerts, package_version
-from bot.bailian.emulator import DashScopeEmulator
 from bot.commands import parse_command
 from bot.config import load_settings
 from bot.errors import BudgetExceededError, ConfigError, JobNotFoundError
 from bot.jobs import JobSpec
+from bot.offline.bot_api import ApiCall, FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from bot.texts import Lang, render_error, text
 from handlers.access import addressed_to_bot
 from storage import JobState, NewJob, SqliteStore
 from storage.models import next_month_start
 from storage.pricing import check_budget
 from tests.fakes.messenger import FakeMessenger
-from tests.fakes.telegram import ApiCall, FakeTelegram
 from tests.harness import (
     ADMIN_ID,
     Harness,

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import ADMIN_MENU_COMMANDS, MENU_COMMANDS
-from bot.bailian.emulator import DashScopeEmulator
+from bot.offline.bot_api import ApiCall, FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from bot.texts import Lang, text
 from handlers.info import next_month_start
 from storage import open_store
-from tests.fakes.telegram import ApiCall, FakeTelegram
 from tests.harness import (
     ADMIN_ID,
     API_KEY,

@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from bot.bailian.emulator import DashScopeEmulator
 from bot.errors import QuotaExceededError
+from bot.offline.bot_api import ApiCall, FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from storage import NewJob, SqliteStore
 from storage.models import UPDATE_MEMORY
-from tests.fakes.telegram import ApiCall, FakeTelegram
 from tests.harness import (
     ADMIN_ID,
     API_KEY,

@@ -28,8 +28,8 @@ from bot.images import (
     image_info,
     prepare_image,
 )
+from bot.offline.bot_api import ApiCall
 from bot.ports import OutgoingImage
-from tests.fakes.telegram import ApiCall
 from tests.harness import Harness, make_image
 
 NOT_CHARGED = "Nothing was charged"

@@ -13,7 +13,7 @@ import pytest
 from dashscope import ImageSynthesis, MultiModalConversation
 from PIL import Image
 
-from bot.bailian.emulator import DashScopeEmulator
+from bot.offline.dashscope import DashScopeEmulator
 from tests.emulator_fixtures import (
     API_KEY,
     data_uri,

@@ -32,7 +32,7 @@ def bot_log() -> Iterator[io.StringIO]:
     The token and key are given to setup_logging by the test (they are fixed by the fakes), at
     DEBUG so every library's chatter is seen. Restores the root logger afterwards.
     """
-    from tests.fakes.telegram import FakeTelegram
+    from bot.offline.bot_api import FakeTelegram
 
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))

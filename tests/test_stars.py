@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from bot.bailian.emulator import DashScopeEmulator
+from bot.offline.bot_api import ApiCall, FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from bot.texts import Lang, text
 from storage.models import StarPaymentState, next_month_start
-from tests.fakes.telegram import ApiCall, FakeTelegram
 from tests.harness import ADMIN_ID, Harness, bot_settings, make_image, running, wait_until
 
 pytestmark = pytest.mark.slow
@@ -237,6 +237,8 @@ async def test_purchased_images_are_used_after_the_monthly_quota_and_refunded_ba
     await shop.settled()
     status = await store.quota_status(ALICE)
     assert (status.used, status.purchased, status.remaining) == (1, 8, 8)
+    [album] = tg.calls_to("sendMediaGroup")
+    assert "8 images left, bought ones included" in json.dumps(album.params["media"])
 
     shop.emulator.script_next_task("failed")  # a failed job gives its image back
     failed = tg.send_photo(alice, chat, make_image(), "/colorize")

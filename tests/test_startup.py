@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from telegram.error import BadRequest, Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
 
-from bot.bailian.emulator import DashScopeEmulator
 from bot.errors import StartupError, UnsupportedDatabaseError
+from bot.offline.bot_api import FakeTelegram
+from bot.offline.dashscope import DashScopeEmulator
 from bot.startup import ExitCode, as_startup_error, stand_by_for
 from storage.instance_lock import InstanceLock, lock_path_for
-from tests.fakes.telegram import FakeTelegram
 from tests.harness import API_KEY, bot_process, make_image, replied_to, subprocess_env, wait_until
 
 # Shaped like a real token (bot id, colon, 35 characters), so that a leak of any part shows.

@@ -40,6 +40,7 @@ from bot.errors import (
     RetryableError,
     SubmitOutcomeUnknownError,
 )
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,9 @@ class BailianClient:
         request_timeout: float = REQUEST_TIMEOUT,
         poll_policy: PollPolicy | None = None,
         task_patience: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._session = session
         self._api_root = api_root.rstrip("/")
         self._api_key = api_key
@@ -143,6 +146,7 @@ class BailianClient:
             policy=_with_patience(poll_policy or PollPolicy(first_delay=poll_interval),
                                   task_patience),
             contended=lambda: self.slots.waiting > 0,
+            on_detected=self._metrics.detection_lag,
         )
         self.stats = ClientStats()
         self._slot_holders: set[str] = set()
@@ -260,6 +264,14 @@ class BailianClient:
             lambda: self._download_once(url, max_bytes), self._retry, what="download"
         )
 
+    async def reachable(self) -> None:
+        """Raise unless DashScope answers HTTP at all (any status: no key is sent, nothing
+        billed); for /readyz."""
+        async with self._session.get(
+            self._api_root, timeout=aiohttp.ClientTimeout(total=CONNECT_TIMEOUT)
+        ) as response:
+            await response.read()
+
     async def close(self) -> None:
         """Stop polling; the session belongs to its owner and stays open."""
         await self.poller.close()
@@ -318,6 +330,26 @@ class BailianClient:
         once: bool = False,
         async_: bool = False,
     ) -> tuple[object, float]:
+        """One API request, counted in the metrics with its error code if it fails."""
+        try:
+            return await self._call_counted(
+                method, path, endpoint, priority, body=body, once=once, async_=async_
+            )
+        except DashScopeError as exc:
+            self._metrics.dashscope_error(exc.code)
+            raise
+
+    async def _call_counted(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        priority: Priority,
+        *,
+        body: dict[str, object] | None = None,
+        once: bool = False,
+        async_: bool = False,
+    ) -> tuple[object, float]:
         """One API request; returns the JSON answer and the time it was sent.
 
         ``once`` marks a request that must not be repeated once it may have reached the service
@@ -333,6 +365,7 @@ class BailianClient:
             # event loop, the service cannot count more than the cap in any of its windows.
             async with self.limiter.request(priority):
                 self.stats.requests[endpoint] += 1
+                self._metrics.dashscope_request(endpoint)
                 sent_at = time.monotonic()
                 async with self._session.request(
                     method, self._api_root + path, json=body, headers=headers,

@@ -233,8 +233,10 @@ class Poller:
         policy: PollPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         contended: Callable[[], bool] = lambda: False,
+        on_detected: Callable[[float], None] = lambda lag: None,
     ) -> None:
         self._query = query
+        self._on_detected = on_detected
         self._on_end = on_end
         self.policy = policy or PollPolicy()
         self._contended_policy = contended_policy(self.policy)
@@ -310,6 +312,8 @@ class Poller:
                     # is a fair estimate when polls are dense, and an upper bound otherwise.
                     if tracked.learn:
                         self.model.observe(sent_at - tracked.started_at)
+                    # The end came after the previous poll: the last wait bounds the lag.
+                    self._on_detected(delay)
                     tracked.future.set_result(outcome)
                     return
                 elapsed = now - tracked.started_at

@@ -45,6 +45,7 @@ from bot.jobs.requests import (
     Refused,
     Requester,
 )
+from bot.metrics import Metrics
 from bot.ports import Messenger
 from bot.texts import render_error, text
 from storage.models import Job, NewJob, Store, next_month_start
@@ -62,8 +63,9 @@ class Acceptor:
     def __init__(
         self, *, store: Store, messenger: Messenger, inputs: Inputs, queue: WorkQueue,
         status: StatusLines, alerts: AdminAlerts, budget_yuan: Decimal | None = None,
-        images_for_sale: bool = False,
+        images_for_sale: bool = False, metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._store = store
         self._messenger = messenger
         self._inputs = inputs
@@ -193,7 +195,9 @@ class Acceptor:
         return Accepted(job=job, status_message_id=status_id)
 
     def _for_buyers(self, error: BotError) -> BotError:
-        """A quota refusal points to /buy while images are on sale."""
+        """A quota refusal points to /buy while images are on sale (and is counted)."""
+        if isinstance(error, QuotaExceededError):
+            self._metrics.quota_refused()
         if self._for_sale and isinstance(error, QuotaExceededError):
             return error.offering_packs()
         return error

@@ -7,6 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 
 from bot.bailian import BailianClient
 from bot.bailian.models import Model
@@ -25,9 +26,10 @@ from bot.images import CheckedResult, check_result_async
 from bot.jobs.notify import Failures, StatusLines
 from bot.jobs.persist import persist
 from bot.jobs.requests import JobSpec
+from bot.metrics import Metrics
 from bot.ports import Button, Keyboard, Messenger, OutgoingImage
 from bot.texts import Lang, text
-from storage.models import Job, JobState, Store
+from storage.models import Job, JobState, QuotaStatus, Store
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +79,9 @@ class Deliverer:
         self, *, store: Store, client: BailianClient, messenger: Messenger,
         status: StatusLines, failures: Failures, admin_ids: Iterable[int],
         patience: float = RESULT_PATIENCE, clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._patience = patience
         self._clock = clock
         self._store = store
@@ -132,6 +136,7 @@ class Deliverer:
         # Telegram has the images: this write is retried, never the send.
         await persist(lambda: self._store.mark_delivered(job.id, len(images), tuple(file_ids)),
                       f"job {job.id}: delivered")
+        self._metrics.delivered((datetime.now(UTC) - job.created_at).total_seconds())
         await self._status.clear(job)
 
     def _watch_album(self, album_id: int) -> None:
@@ -194,6 +199,7 @@ class Deliverer:
             start += count
             await persist(functools.partial(self._store.mark_delivered, job.id, count, ids),
                           f"job {job.id}: delivered")
+            self._metrics.delivered((datetime.now(UTC) - job.created_at).total_seconds())
         if has_status:
             await self._status.clear(lead)
 
@@ -209,8 +215,8 @@ class Deliverer:
         else:
             # As in _caption: what is reserved and not delivered comes back at the settle.
             unsent = sum(job.images_requested - count for job, count in sent_jobs)
-            remaining = (await self._store.quota_status(lead.user_id)).remaining + unsent
-            parts.append(text("caption_remaining", lang, remaining=remaining))
+            status = await self._store.quota_status(lead.user_id)
+            parts.append(_remaining(status, status.remaining + unsent, lang))
         return " · ".join(parts)
 
     async def _download_results(
@@ -279,5 +285,11 @@ class Deliverer:
             remaining = status.remaining
             if job.reservation_open:
                 remaining += job.images_requested - delivered
-            parts.append(text("caption_remaining", lang, remaining=remaining))
+            parts.append(_remaining(status, remaining, lang))
         return " · ".join(parts)
+
+
+def _remaining(status: QuotaStatus, remaining: int, lang: Lang) -> str:
+    """"N left this month", or, with images bought (which do not expire), "N left" in all."""
+    key = "caption_remaining_purchased" if status.purchased else "caption_remaining"
+    return text(key, lang, remaining=remaining)

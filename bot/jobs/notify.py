@@ -13,6 +13,7 @@ from bot.errors import AccountError, BotError
 from bot.jobs.persist import persist
 from bot.jobs.queue import WorkQueue
 from bot.jobs.requests import JobSpec
+from bot.logging_setup import job_fields
 from bot.ports import Button, Keyboard, Messenger
 from bot.texts import Lang, render_error, text
 from storage.models import Job, Store
@@ -153,9 +154,10 @@ class Failures:
         lang = JobSpec.of(job).lang
         if isinstance(exc, AccountError):  # every job fails until someone fixes the account
             logger.error("job %s failed on a DashScope account problem: %s%s", job.id, exc,
-                         "" if self._admin_ids else " (no admin to alert: set ADMIN_USER_IDS)")
+                         "" if self._admin_ids else " (no admin to alert: set ADMIN_USER_IDS)",
+                         extra=job_fields(job))
         else:
-            logger.info("job %s failed: %s", job.id, exc)
+            logger.info("job %s failed: %s", job.id, exc, extra=job_fields(job))
         current = await persist(lambda: self._store.get_job(job.id), f"job {job.id}")
         if current.state.is_final:
             return  # already finished and announced (a resumed job failing again)

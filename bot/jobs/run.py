@@ -33,6 +33,7 @@ from bot.jobs.notify import Failures, StatusLines
 from bot.jobs.persist import persist
 from bot.jobs.queue import WorkQueue
 from bot.jobs.requests import JobSpec
+from bot.logging_setup import job_fields
 from bot.texts import Lang, text
 from storage.models import Job, JobState, Store
 
@@ -135,7 +136,7 @@ class Workers:
                 continue
             await persist(functools.partial(self._store.note_attempt, job.id),
                           f"job {job.id}: attempt")
-            logger.info("resuming job %s in state %s", job.id, job.state)
+            logger.info("resuming job %s in state %s", job.id, job.state, extra=job_fields(job))
             if job.state is JobState.SUBMITTED:
                 self._spawn_resumed(job.id, self._continue_submitted(job))
             elif job.state is JobState.SUCCEEDED:
@@ -191,7 +192,7 @@ class Workers:
             except Exception:
                 # A bug, not a foreseen failure: refund and tell the user rather than lose the job,
                 # and keep this worker alive whatever happens.
-                logger.exception("job %s crashed", job.id)
+                logger.exception("job %s crashed", job.id, extra=job_fields(job))
                 try:
                     await self._failures.fail(job, BotError("internal error"))
                 except Exception:
@@ -221,6 +222,8 @@ class Workers:
                 ))
                 job = await persist(lambda: self._store.mark_submitted(job.id, task_id),
                                     f"job {job.id}: submitted as {task_id}")
+                logger.info("job %s submitted as task %s", job.id, task_id,
+                            extra=job_fields(job))
                 outcome = await self._client.wait(task_id, on_trouble=self._tell_slow(job))
         except (DashScopeError, ImageError, RequestValidationError) as exc:
             await self._failures.fail(job, exc)

@@ -21,6 +21,7 @@ from bot.jobs.presses import Presses
 from bot.jobs.queue import WorkQueue
 from bot.jobs.requests import AcceptResult, AlbumImage, JobSpec, Requester
 from bot.jobs.run import OUTAGE_WAIT, STUCK_AFTER, SWEEP_INTERVAL, Workers
+from bot.metrics import Metrics
 from bot.ports import Messenger
 from bot.texts import text
 from storage.models import Job, JobState, Store
@@ -51,6 +52,7 @@ class JobService:
         images_for_sale: bool = False,
         stuck_after: float = STUCK_AFTER,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         admins = frozenset(admin_ids)
         self._store = store
@@ -62,10 +64,11 @@ class JobService:
         self.failures = Failures(store, messenger, self.status, admins, alerts=self.alerts)
         self.deliverer = Deliverer(store=store, client=client, messenger=messenger,
                                    status=self.status, failures=self.failures, admin_ids=admins,
-                                   patience=task_patience)
+                                   patience=task_patience, metrics=metrics)
         self.acceptor = Acceptor(store=store, messenger=messenger, inputs=self.inputs,
                                  queue=self.queue, status=self.status, alerts=self.alerts,
-                                 budget_yuan=budget_yuan, images_for_sale=images_for_sale)
+                                 budget_yuan=budget_yuan, images_for_sale=images_for_sale,
+                                 metrics=metrics)
         self.workers = Workers(store=store, client=client, queue=self.queue, inputs=self.inputs,
                                status=self.status, failures=self.failures,
                                deliverer=self.deliverer, alerts=self.alerts,

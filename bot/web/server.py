@@ -14,7 +14,8 @@ import json
 import logging
 import string
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from urllib.parse import urlencode
@@ -27,8 +28,10 @@ from bot.images import PreparedImage, check_drawn_mask_async, drawing_copy_async
 from bot.startup import ExitCode
 from bot.texts import Lang, render_error, text
 from bot.web.desk import DrawingDesk
+from bot.web.health import HealthRoutes
 from bot.web.initdata import WebAppUser, verify_init_data
 from bot.web.links import MaskLink, decode_link, encode_link, link_key
+from bot.web.webhook import WebhookReceiver
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,18 @@ PAGE_TEXTS = {
 
 DrawingKey = tuple[int, int, int]  # user, chat, request message
 
+# Where the page gets window.Telegram.WebApp from; the playground serves a stand-in instead.
+TELEGRAM_WEB_APP_SCRIPT = "https://telegram.org/js/telegram-web-app.js"
+
+
+@dataclass(frozen=True)
+class WebExtras:
+    """What the playground (bot/playground) adds: its own routes, and its stand-in for
+    telegram-web-app.js, since no Telegram client hosts the page there. None in production."""
+
+    routes: Sequence[web.RouteDef] = ()
+    web_app_script: str = TELEGRAM_WEB_APP_SCRIPT
+
 
 def _static(name: str) -> str:
     return (resources.files(__package__) / "static" / name).read_text(encoding="utf-8")
@@ -79,19 +94,28 @@ class _Refusal(Exception):
 
 
 class WebServer:
-    """aiohttp on ``host:port``; ``public_url`` is where Telegram clients reach it."""
+    """aiohttp on ``host:port``; ``public_url`` is where Telegram clients reach it.
+
+    The mask routes exist only with a ``public_url`` and a ``desk``; the webhook route only with
+    a ``webhook``; health and metrics with ``health``.
+    """
 
     def __init__(
-        self, *, desk: DrawingDesk, bot_token: str, public_url: str, host: str = "0.0.0.0",
-        port: int = 8080, clock: Callable[[], datetime] | None = None,
+        self, *, desk: DrawingDesk | None, bot_token: str, public_url: str | None,
+        host: str = "0.0.0.0", port: int = 8080, clock: Callable[[], datetime] | None = None,
+        health: HealthRoutes | None = None, webhook: WebhookReceiver | None = None,
+        extras: WebExtras | None = None,
     ) -> None:
-        self.public_url = public_url.rstrip("/")
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self._health = health
+        self._webhook = webhook
         self.host = host
         self.port = port
-        self._desk = desk
+        self._maybe_desk = desk
         self._bot_token = bot_token
         self._link_key = link_key(bot_token)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._extras = extras or WebExtras()
         self._drawings: OrderedDict[DrawingKey, PreparedImage] = OrderedDict()
         self._page = string.Template(_static("mask.html"))
         self._files = {name: _static(name) for name in STATIC_FILES}
@@ -101,12 +125,31 @@ class WebServer:
 
     def routes(self) -> list[web.RouteDef]:
         """Every route of the web server, in one table."""
-        return [
-            web.get("/mask", self.mask_page),
-            web.get("/mask/photo", self.mask_photo),
-            web.post("/mask/submit", self.mask_submit),
-            web.get("/mask/static/{name}", self.static_file),
-        ]
+        routes: list[web.RouteDef] = []
+        if self.serves_masks:
+            routes += [
+                web.get("/mask", self.mask_page),
+                web.get("/mask/photo", self.mask_photo),
+                web.post("/mask/submit", self.mask_submit),
+                web.get("/mask/static/{name}", self.static_file),
+            ]
+        if self._health is not None:
+            routes += self._health.routes()
+        if self._webhook is not None:
+            routes.append(self._webhook.route())
+        routes += self._extras.routes
+        return routes
+
+    @property
+    def serves_masks(self) -> bool:
+        """Whether the mask page is served (PUBLIC_URL says where Telegram clients reach it)."""
+        return self.public_url is not None and self._maybe_desk is not None
+
+    @property
+    def _desk(self) -> DrawingDesk:
+        if self._maybe_desk is None:  # the mask routes are not registered without one
+            raise RuntimeError("no drawing desk")
+        return self._maybe_desk
 
     async def start(self) -> None:
         # No access log: page URLs carry link tokens, and refusals are logged below anyway.
@@ -121,7 +164,7 @@ class WebServer:
             ) from exc
         self._runner = runner
         logger.info("web server listening on %s:%s for %s", self.host, self.port,
-                    self.public_url)
+                    self.public_url or "health and metrics")
 
     async def stop(self) -> None:
         """Stop listening; safe to call twice."""
@@ -154,6 +197,7 @@ class WebServer:
         page = self._page.substitute(
             {name: html.escape(words) for name, words in texts.items()},
             lang=lang.value,
+            web_app_script=html.escape(self._extras.web_app_script),
             # Inside <script type="application/json">: no "<" may end the element early.
             config=json.dumps(config, ensure_ascii=False).replace("<", "\\u003c"),
         )

@@ -1,11 +1,1 @@
-"""Loopback fakes of the services the bot talks to, for end-to-end tests."""
-
-from tests.fakes.telegram import (
-    ApiCall,
-    BotApiError,
-    FakeTelegram,
-    RawRequest,
-    UploadedFile,
-)
-
-__all__ = ["ApiCall", "BotApiError", "FakeTelegram", "RawRequest", "UploadedFile"]
+"""In-memory fakes for tests of single stages (the loopback servers live in bot/offline/)."""

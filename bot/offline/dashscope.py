@@ -7,7 +7,7 @@ until ``due_at``, then the final status. Result images are made with Pillow, laz
 
 Run it by hand for local development::
 
-    python -m bot.bailian.emulator --port 8089 --latency 1 3
+    python -m bot.offline.dashscope --port 8089 --latency 1 3
     DASHSCOPE_BASE_URL=http://127.0.0.1:8089 python -m bot ...
 """
 
@@ -1285,7 +1285,7 @@ _TRANSFORMS: Final[dict[Function, Transform]] = {
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bot.bailian.emulator",
+        prog="python -m bot.offline.dashscope",
         description="Serve a loopback DashScope emulator (point DASHSCOPE_BASE_URL at it).",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -1,4 +1,4 @@
-"""A loopback fake of the Telegram Bot API, spoken over real HTTP, for end-to-end tests.
+"""A loopback Telegram Bot API spoken over real HTTP: for the tests and the playground.
 
 Point python-telegram-bot at it with ``base_url(f"{fake.root_url}/bot")`` and
 ``base_file_url(f"{fake.root_url}/file/bot")``. Tests fabricate users, chats and updates, inspect
@@ -24,6 +24,7 @@ from email.message import Message as MimeHeaders
 from html.parser import HTMLParser
 from typing import Any, NoReturn
 
+import aiohttp
 from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
@@ -265,6 +266,12 @@ class _Incoming:
     filename: str
     content_type: str
     existing: _StoredFile | None = None
+
+
+@dataclass
+class _Webhook:
+    url: str
+    secret: str
 
 
 @dataclass
@@ -735,7 +742,13 @@ class FakeTelegram:
         self._pre_checkouts: dict[str, _PreCheckout] = {}
         self._charge_ids = itertools.count(1)
         self._star_charges: dict[str, _StarCharge] = {}
+        # webhook mode (setWebhook): updates are POSTed to the bot instead of polled
+        self._webhook: _Webhook | None = None
+        self._webhook_task: asyncio.Task[None] | None = None
+        self.webhook_retry_delay = 0.1  # Telegram waits longer; tests should not
+        self.webhook_posts: list[tuple[int, int]] = []  # (update_id, HTTP status) per POST
         handlers: dict[str, Callable[[ApiCall], Awaitable[Any]]] = {
+            "setWebhook": self._set_webhook,
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
             "deleteWebhook": self._delete_webhook,
@@ -793,6 +806,7 @@ class FakeTelegram:
         """Answer pending long polls and stop listening."""
         self._closing = True
         self._notify()
+        await self._stop_webhook_delivery()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -825,6 +839,15 @@ class FakeTelegram:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    async def changed_within(self, seconds: float) -> bool:
+        """Whether a call or an update comes within ``seconds`` (returns at once when one does):
+        for readers that long-poll the record, like the playground's page."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
     # --- calls -------------------------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[ApiCall]:
@@ -836,7 +859,8 @@ class FakeTelegram:
         self,
         method: str,
         predicate: Callable[[ApiCall], bool] | None = None,
-        timeout: float = 10.0,
+        # Not asyncio.timeout: the failure lists every call so far, which tells what went wrong.
+        timeout: float = 10.0,  # noqa: ASYNC109
     ) -> ApiCall:
         """The first matching call not returned by an earlier wait for the same method.
 
@@ -1035,6 +1059,7 @@ class FakeTelegram:
         mime_type: str = "image/png",
         caption: str | None = None,
         file_size: int | None = None,
+        reply_to: JSONDict | None = None,
     ) -> JSONDict:
         """A user's document (file_size may claim more than len(data)); pushes an Update."""
         stored = self._add_stored_file(data, "documents", file_name, file_size)
@@ -1048,7 +1073,7 @@ class FakeTelegram:
             }
         }
         content.update(self._user_caption(caption))
-        message = self._new_message(chat, user, content)
+        message = self._new_message(chat, user, content, self._reply_target(chat, reply_to))
         self.push_update({"message": message})
         return message
 
@@ -1519,6 +1544,11 @@ class FakeTelegram:
         }
 
     async def _get_updates(self, call: ApiCall) -> list[JSONDict]:
+        if self._webhook is not None:
+            raise BotApiError(
+                409, "Conflict: can't use getUpdates method while webhook is active; use "
+                "deleteWebhook to delete the webhook first",
+            )
         params = call.params
         offset = _int_param(params, "offset", 0)
         limit = min(max(_int_param(params, "limit", 100), 1), 100)
@@ -1564,14 +1594,83 @@ class FakeTelegram:
     async def _delete_webhook(self, call: ApiCall) -> bool:
         if call.params.get("drop_pending_updates") in (True, "true"):
             self._pending_updates.clear()
+        self._webhook = None
+        await self._stop_webhook_delivery()
         return True
 
     async def _get_webhook_info(self, call: ApiCall) -> JSONDict:
-        return {
-            "url": "",
+        info: JSONDict = {
+            "url": self._webhook.url if self._webhook else "",
             "has_custom_certificate": False,
             "pending_update_count": len(self._pending_updates),
         }
+        if self._webhook is not None:
+            info["allowed_updates"] = sorted(self._allowed_updates)
+        return info
+
+    # --- webhook mode ------------------------------------------------------------------------
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL set by setWebhook ("" when none)."""
+        return self._webhook.url if self._webhook else ""
+
+    async def _set_webhook(self, call: ApiCall) -> bool:
+        url = str(_required(call.params, "url"))
+        secret = str(call.params.get("secret_token") or "")
+        if not url:  # an empty url removes the webhook, as on the real server
+            return await self._delete_webhook(call)
+        if not re.fullmatch(r"[A-Za-z0-9_-]{0,256}", secret):
+            raise _bad_request("secret token contains unallowed characters")
+        if not url.startswith(("http://", "https://")):
+            raise _bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        allowed = _object_param(call.params, "allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(allowed) or DEFAULT_ALLOWED_UPDATES
+        if call.params.get("drop_pending_updates") in (True, "true"):
+            self._pending_updates.clear()
+        self._webhook = _Webhook(url, secret)
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.create_task(self._deliver_to_webhook())
+        return True
+
+    async def _stop_webhook_delivery(self) -> None:
+        task, self._webhook_task = self._webhook_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _deliver_to_webhook(self) -> None:
+        """POST pending updates one by one, in order; retry on anything but 2xx, as Telegram."""
+        async with aiohttp.ClientSession() as session:
+            while self._webhook is not None and not self._closing:
+                changed = self._changed
+                self._pending_updates = [
+                    u for u in self._pending_updates
+                    if self._update_kind(u) in self._allowed_updates
+                ]
+                if not self._pending_updates:
+                    await changed.wait()
+                    continue
+                update, hook = self._pending_updates[0], self._webhook
+                try:
+                    async with session.post(
+                        hook.url, json=update, timeout=aiohttp.ClientTimeout(total=10),
+                        headers={"X-Telegram-Bot-Api-Secret-Token": hook.secret}
+                        if hook.secret else {},
+                    ) as response:
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError):
+                    status = 0  # no answer: delivered again later
+                self.webhook_posts.append((int(update["update_id"]), status))
+                self._notify()
+                if 200 <= status < 300:
+                    self._redelivered.discard(int(update["update_id"]))
+                    with contextlib.suppress(ValueError):
+                        self._pending_updates.remove(update)
+                else:
+                    await asyncio.sleep(self.webhook_retry_delay)
 
     @staticmethod
     def _commands_key(scope: Any, language_code: Any) -> tuple[str, str]:
