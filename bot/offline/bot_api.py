@@ -747,6 +747,10 @@ class FakeTelegram:
         self._webhook_task: asyncio.Task[None] | None = None
         self.webhook_retry_delay = 0.1  # Telegram waits longer; tests should not
         self.webhook_posts: list[tuple[int, int]] = []  # (update_id, HTTP status) per POST
+        # A load balancer in front of several instances: see balance_webhook().
+        self._webhook_backends: tuple[str, ...] = ()
+        self._next_backend = 0
+        self.webhook_backend_posts: list[tuple[int, str, int]] = []  # (update_id, backend, status)
         handlers: dict[str, Callable[[ApiCall], Awaitable[Any]]] = {
             "setWebhook": self._set_webhook,
             "getMe": self._get_me,
@@ -1615,6 +1619,22 @@ class FakeTelegram:
         """The URL set by setWebhook ("" when none)."""
         return self._webhook.url if self._webhook else ""
 
+    def balance_webhook(self, backends: Sequence[str]) -> None:
+        """Deliver webhook POSTs round-robin to ``backends`` (``http://host:port`` each) with the
+        set URL's path, as a load balancer in front of several instances would; a backend that
+        does not answer 2xx gets the update's next try sent to the one after it. Empty: off."""
+        self._webhook_backends = tuple(backend.rstrip("/") for backend in backends)
+        self._next_backend = 0
+
+    def _webhook_target(self, url: str) -> tuple[str, str]:
+        """(URL to POST to, backend or "") for the next webhook delivery."""
+        if not self._webhook_backends:
+            return url, ""
+        backend = self._webhook_backends[self._next_backend % len(self._webhook_backends)]
+        self._next_backend += 1
+        path = urllib.parse.urlsplit(url)
+        return backend + (path.path or "/") + (f"?{path.query}" if path.query else ""), backend
+
     async def _set_webhook(self, call: ApiCall) -> bool:
         url = str(_required(call.params, "url"))
         secret = str(call.params.get("secret_token") or "")
@@ -1654,9 +1674,10 @@ class FakeTelegram:
                     await changed.wait()
                     continue
                 update, hook = self._pending_updates[0], self._webhook
+                target, backend = self._webhook_target(hook.url)
                 try:
                     async with session.post(
-                        hook.url, json=update, timeout=aiohttp.ClientTimeout(total=10),
+                        target, json=update, timeout=aiohttp.ClientTimeout(total=10),
                         headers={"X-Telegram-Bot-Api-Secret-Token": hook.secret}
                         if hook.secret else {},
                     ) as response:
@@ -1664,6 +1685,8 @@ class FakeTelegram:
                 except (aiohttp.ClientError, TimeoutError):
                     status = 0  # no answer: delivered again later
                 self.webhook_posts.append((int(update["update_id"]), status))
+                if backend:
+                    self.webhook_backend_posts.append((int(update["update_id"]), backend, status))
                 self._notify()
                 if 200 <= status < 300:
                     self._redelivered.discard(int(update["update_id"]))
