@@ -25,6 +25,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -270,6 +272,21 @@ def sqlite_url(path: str | Path) -> URL:
     return URL.create("sqlite+aiosqlite", database=str(path))
 
 
+def _journal_to_wal(cursor: Any, patience: float) -> Any:
+    """``PRAGMA journal_mode = WAL``, retried while another connection holds the file: the
+    switch answers "database is locked" at once instead of waiting out busy_timeout (seen
+    when several processes open a new file together)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return cursor.fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)  # the driver's own thread: blocking here blocks no event loop
+
+
 def _engine_for(url: URL, *, busy_timeout_ms: int) -> AsyncEngine:
     """An engine for ``url``, configured for the store's transactions (the dialect differences
     of connecting live here and in :meth:`SqlStore._transaction`)."""
@@ -289,8 +306,7 @@ def _engine_for(url: URL, *, busy_timeout_ms: int) -> AsyncEngine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            row = cursor.fetchone()
+            row = _journal_to_wal(cursor, busy_timeout_ms / 1000)
             if row is None or str(row[0]).lower() != "wal":
                 log.warning("database %s: WAL journal not available (got %s)", where,
                             None if row is None else row[0])
