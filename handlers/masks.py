@@ -81,10 +81,13 @@ async def take_mask(
     services = context.services
     try:
         parsed = _with_caption(wait, caption, services.bot_username)
-        if ask_if_photo and await _preview_if_painted(context, who, wait, mask, parsed):
-            return
+        raw = None
+        if ask_if_photo:  # downloaded once, for both looks
+            raw = await services.messenger.download(mask.file_id)
+            if await _preview_if_painted(context, who, wait, mask, raw, parsed):
+                return
         is_mask = await services.jobs.check_mask(wait.parsed, wait.file_id, mask.file_id,
-                                                 unless_photo=ask_if_photo)
+                                                 unless_photo=ask_if_photo, mask_raw=raw)
     except CommandParseError as exc:
         await _tell(context, who, render_error(exc, who.lang))
         return
@@ -117,16 +120,17 @@ def _request(who: Requester, wait: MaskWait) -> Requester:
 
 
 async def _preview_if_painted(
-    context: BotContext, who: Requester, wait: MaskWait, image: ImageRef, parsed: ParsedCommand
+    context: BotContext, who: Requester, wait: MaskWait, image: ImageRef, raw: bytes,
+    parsed: ParsedCommand,
 ) -> bool:
-    """If ``image`` is the photo painted over, show what will be repainted with [Run] [Redo]
-    [Cancel] and return True; False when it is another picture.
+    """If ``image`` (its bytes: ``raw``) is the photo painted over, show what will be
+    repainted with [Run] [Redo] [Cancel] and return True; False when it is another picture.
 
     Raises ImageError when it is the photo with nothing painted on it.
     """
     messenger = context.services.messenger
     base_raw = await messenger.download(wait.file_id)
-    painted = await painted_mask_async(base_raw, await messenger.download(image.file_id))
+    painted = await painted_mask_async(base_raw, raw)
     if painted is None:
         return False
     candidate = MaskCandidate(preview=secrets.token_hex(4), png=painted.png, parsed=parsed,

@@ -120,11 +120,14 @@ async def test_a_black_and_white_mask_runs_at_once(harness: Harness) -> None:
     chat = tg.private_chat(alice)
     request = tg.send_photo(alice, chat, make_image(640, 480), "/erase a spoon")
     await harness.reply_to(request)
-    tg.send_photo(alice, chat, make_mask(640, 480))
+    mask = tg.send_photo(alice, chat, make_mask(640, 480))
     await harness.reply_to(request, "sendPhoto")
     [body] = bodies(harness, "submit")
     assert body["input"]["function"] == "description_edit_with_mask"
     assert "mask:use" not in str([c.params for c in tg.calls_to("sendMessage")])
+    # Fetched once, though it was looked at twice (a painted copy? a mask?).
+    mask_file = mask["photo"][-1]["file_id"]
+    assert sum(c.params["file_id"] == mask_file for c in tg.calls_to("getFile")) == 1
 
 
 @pytest.mark.slow

@@ -87,14 +87,16 @@ class Inputs:
         )
 
     async def mask_if_mask_like(
-        self, file_id: str, size: tuple[int, int]
+        self, file_id: str, size: tuple[int, int], *, raw: bytes | None = None
     ) -> PreparedImage | None:
-        """:meth:`mask`, or None without preparing when the image looks like a photo."""
+        """:meth:`mask`, or None without preparing when the image looks like a photo; ``raw``
+        is the file's bytes if the caller downloaded them already."""
         key = _mask_key(file_id, size)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        raw = await self._messenger.download(file_id)
+        if raw is None:
+            raw = await self._messenger.download(file_id)
         async with self._preparing:
             if not await looks_like_mask_async(raw):
                 return None
