@@ -13,7 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,10 +252,16 @@ def test_the_bot_itself_never_loads_the_offline_world() -> None:
 # --- the page in headless Chromium, the playground as a process -----------------------------
 
 
-@pytest.fixture
-def playground_process(tmp_path: Path) -> Any:
-    """``python -m bot playground --port N`` with no token or key in its environment; yields
-    the URL it printed. Stopped with SIGINT, which must end it with exit status 0."""
+@dataclass
+class PlaygroundProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def playground_started(tmp_path: Path) -> Iterator[PlaygroundProcess]:
+    """``python -m bot playground --port N`` with no token or key in its environment. Stopped
+    with SIGINT, which must end it with exit status 0 within 20 s, printing nothing more."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DASHSCOPE_"))}
     env["PYTHONUNBUFFERED"] = "1"
     port = free_port()
@@ -269,7 +276,7 @@ def playground_process(tmp_path: Path) -> Any:
             line = process.stdout.readline().decode()
             assert line.strip() == (f"Bailian bot playground: http://127.0.0.1:{port}  "
                                     "(Ctrl+C stops it)"), (line, log.read_text())
-            yield f"http://127.0.0.1:{port}"
+            yield PlaygroundProcess(f"http://127.0.0.1:{port}", process)
         finally:
             process.send_signal(signal.SIGINT)
             try:
@@ -283,6 +290,34 @@ def playground_process(tmp_path: Path) -> Any:
     assert code == 0, log.read_text()
     assert rest == b""  # one line, the URL, and nothing else
     assert "Traceback" not in log.read_text()
+
+
+@pytest.fixture
+def playground_process(tmp_path: Path) -> Iterator[str]:
+    """The playground as a process (:func:`playground_started`); yields its URL."""
+    with playground_started(tmp_path) as started:
+        yield started.url
+
+
+async def test_a_long_poll_under_way_does_not_hold_the_stop(tmp_path: Path) -> None:
+    """The page always has a long poll open (up to 20 s): SIGINT must not wait it out."""
+    with playground_started(tmp_path) as started:
+        async with aiohttp.ClientSession() as http:
+            url = f"{started.url}/playground/api/chat"
+            async with http.get(url, params={"room": "private", "version": "-"}) as first:
+                version = (await first.json())["version"]
+            polling = asyncio.ensure_future(
+                http.get(url, params={"room": "private", "version": version})
+            )
+            await asyncio.sleep(0.5)  # the poll is waiting for a change
+            assert not polling.done()
+            stopping = time.monotonic()
+            started.process.send_signal(signal.SIGINT)
+            async with await polling as answer:  # answered, not cut off
+                assert answer.status == 200
+                assert (await answer.json())["version"] == version
+            await asyncio.to_thread(started.process.wait, 20)
+            assert time.monotonic() - stopping < 5  # the poll had 20 s to go
 
 
 async def test_the_page_in_chromium_upscales_again_speaks_chinese_and_draws_a_mask(

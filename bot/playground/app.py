@@ -85,7 +85,8 @@ async def serve(
     ):
         chat = PlaygroundChat(bot_api, options.lang)
         settings = playground_settings(bot_api, dashscope, database, options)
-        extras = WebExtras(routes=chat.routes(), web_app_script=WEB_APP_SCRIPT_PATH)
+        extras = WebExtras(routes=chat.routes(), web_app_script=WEB_APP_SCRIPT_PATH,
+                           on_shutdown=(chat.close,))
 
         def build(settings: Settings) -> BotApplication:
             return build_application(

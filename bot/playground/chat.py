@@ -101,6 +101,9 @@ class PlaygroundChat:
     def __init__(self, bot_api: FakeTelegram, lang: Lang = Lang.EN) -> None:
         self.bot_api = bot_api
         self.lang = lang
+        # Set as the server stops: a page's long poll answers at once instead of holding the
+        # stop for up to LONG_POLL_SECONDS.
+        self._closing = asyncio.Event()
         self.people = {
             Person.YOU: bot_api.user(YOU_ID, text("playground_you", Lang.EN),
                                      username="you", language_code=lang.value),
@@ -184,11 +187,22 @@ class PlaygroundChat:
             bubbles = self.bubbles(room)
             version = _version(bubbles)
             remaining = deadline - loop.time()
-            if version != known or remaining <= 0:
+            if version != known or remaining <= 0 or self._closing.is_set():
                 return web.json_response(
                     {"version": version, "messages": [asdict(bubble) for bubble in bubbles]}
                 )
-            await self.bot_api.changed_within(remaining)
+            await self._changed_or_closing(remaining)
+
+    async def close(self, _app: web.Application) -> None:
+        """The server is stopping: end the long polls under way."""
+        self._closing.set()
+
+    async def _changed_or_closing(self, seconds: float) -> None:
+        changed = asyncio.ensure_future(self.bot_api.changed_within(seconds))
+        closing = asyncio.ensure_future(self._closing.wait())
+        _, pending = await asyncio.wait({changed, closing}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
 
     async def send(self, request: web.Request) -> web.Response:
         try:

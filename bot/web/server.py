@@ -14,7 +14,7 @@ import json
 import logging
 import string
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -78,6 +78,8 @@ class WebExtras:
 
     routes: Sequence[web.RouteDef] = ()
     web_app_script: str = TELEGRAM_WEB_APP_SCRIPT
+    # Called as the server stops, before it waits for requests under way: long polls end here.
+    on_shutdown: Sequence[Callable[[web.Application], Awaitable[None]]] = ()
 
 
 def _static(name: str) -> str:
@@ -121,6 +123,7 @@ class WebServer:
         self._files = {name: _static(name) for name in STATIC_FILES}
         self.app = web.Application(client_max_size=MAX_BODY_BYTES)
         self.app.add_routes(self.routes())
+        self.app.on_shutdown.extend(self._extras.on_shutdown)
         self._runner: web.AppRunner | None = None
 
     def routes(self) -> list[web.RouteDef]:
