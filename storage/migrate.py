@@ -49,6 +49,13 @@ def _script() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config())
 
 
+def head_revision() -> str:
+    """The newest revision this code knows: every database it opens is brought to it."""
+    head = _script().get_current_head()
+    assert head is not None
+    return head
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(ALEMBIC_DIR))

@@ -100,6 +100,9 @@ jobs = Table(
     Column("mask_png", LargeBinary),
     # Images taken from the purchased balance (the rest came from the monthly quota).
     Column("reserved_purchased", Integer, nullable=False, server_default=text("0")),
+    # The instance working the job and until when its claim holds (revision 0002).
+    Column("claimed_by", Text),
+    Column("lease_until", Text),
     CheckConstraint(
         "state IN ('queued', 'submitted', 'succeeded', 'delivered', 'failed', 'canceled')",
         name="jobs_state_known",
@@ -187,6 +190,30 @@ star_payments = Table(
     sqlite_autoincrement=True,
 )
 Index("star_payments_user", star_payments.c.user_id, star_payments.c.id)
+
+# A result button's press and the job it made (bot/jobs/presses.py).
+presses = Table(
+    "presses", metadata,
+    Column("press_key", Text, primary_key=True),
+    Column("job_id", BigInteger),
+    Column("made_at", Text, nullable=False),
+)
+Index("presses_made_at", presses.c.made_at)
+
+# An album's parts as they arrive, on whichever instance (bot/albums.py).
+album_parts = Table(
+    "album_parts", metadata,
+    Column("chat_id", BigInteger, nullable=False),
+    Column("media_group_id", Text, nullable=False),
+    Column("update_id", BigInteger, nullable=False),
+    Column("message_id", BigInteger, nullable=False),
+    Column("file_id", Text, nullable=False),
+    Column("caption", Text, nullable=False),
+    Column("arrived_at", Text, nullable=False),
+    Column("taken", Integer, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("chat_id", "media_group_id", "update_id"),
+)
+Index("album_parts_arrived_at", album_parts.c.arrived_at)
 
 # Children before parents: the order to empty them in.
 TABLES_CHILDREN_FIRST = tuple(reversed(metadata.sorted_tables))

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from bot.errors import UnsupportedDatabaseError
 from storage import SqliteStore
-from storage.migrate import BASELINE
+from storage.migrate import head_revision
 from storage.migrations import LATEST_VERSION
 from storage.schema import metadata
 from storage.sql import SqlStore
@@ -40,7 +40,7 @@ async def test_alembic_builds_the_schema_the_code_declares(stores: Stores) -> No
     ):
         differences = await tx.conn.run_sync(_differences)
     assert differences == []
-    assert await stores.scalar("SELECT version_num FROM alembic_version") == BASELINE
+    assert await stores.scalar("SELECT version_num FROM alembic_version") == head_revision()
 
 
 async def test_a_new_sqlite_file_is_marked_v8_for_older_releases(tmp_path: Path) -> None:
@@ -49,7 +49,8 @@ async def test_a_new_sqlite_file_is_marked_v8_for_older_releases(tmp_path: Path)
         pass
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == BASELINE
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == (
+            head_revision())
 
 
 async def test_a_file_of_an_earlier_release_is_migrated_then_stamped(tmp_path: Path) -> None:
@@ -58,7 +59,8 @@ async def test_a_file_of_an_earlier_release_is_migrated_then_stamped(tmp_path: P
     async with await SqliteStore.open(path, default_limit=5, tz=UTC) as store:
         assert (await store.find_user_by_username("OLD")) is not None  # the new index's query
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == BASELINE
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == (
+            head_revision())
         index = db.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'users_username'"
         ).fetchone()[0]
@@ -74,19 +76,19 @@ async def test_an_unknown_revision_is_refused_and_left_alone(stores: Stores) -> 
     ):
         await tx.run("UPDATE alembic_version SET version_num = 'f00d'")
     try:
-        with pytest.raises(UnsupportedDatabaseError, match=r"revision 'f00d'.*0001_baseline"):
+        with pytest.raises(UnsupportedDatabaseError, match=rf"revision 'f00d'.*{head_revision()}"):
             await stores.open(default_limit=1, tz=UTC)
         assert await stores.scalar("SELECT version_num FROM alembic_version") == "f00d"
     finally:
-        async with await _force_baseline(stores):
+        async with await _force_head(stores):
             pass
 
 
-async def _force_baseline(stores: Stores) -> SqlStore:
-    """Put the baseline back (the PostgreSQL database is shared by the session)."""
+async def _force_head(stores: Stores) -> SqlStore:
+    """Put the head revision back (the PostgreSQL database is shared by the session)."""
     if stores.sqlite:
         with closing(sqlite3.connect(stores.file("bot.sqlite3"))) as db, db:
-            db.execute("UPDATE alembic_version SET version_num = ?", (BASELINE,))
+            db.execute("UPDATE alembic_version SET version_num = ?", (head_revision(),))
     else:
         import asyncpg
 
@@ -95,7 +97,8 @@ async def _force_baseline(stores: Stores) -> SqlStore:
         assert stores.postgres_url is not None
         connection = await asyncpg.connect(_asyncpg_dsn(stores.postgres_url))
         try:
-            await connection.execute("UPDATE alembic_version SET version_num = $1", BASELINE)
+            await connection.execute("UPDATE alembic_version SET version_num = $1",
+                                     head_revision())
         finally:
             await connection.close()
     return await stores.open(default_limit=1, tz=UTC)
