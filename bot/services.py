@@ -40,7 +40,7 @@ class Services:
     web: WebServer | None = None  # the Mini App's server, when PUBLIC_URL is set
 
     def __post_init__(self) -> None:
-        self.albums = AlbumCollector(self.settings.album_window_seconds)
+        self.albums = AlbumCollector(self.store, self.settings.album_window_seconds)
         self.cheap_limit = PerUserLimit(burst=self.settings.cheap_request_burst,
                                         refill_seconds=self.settings.cheap_request_interval)
 
