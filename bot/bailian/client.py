@@ -292,6 +292,11 @@ class BailianClient:
         ) as response:
             await response.read()
 
+    async def stand_down(self) -> None:
+        """Stop following every task and free their slots: another instance now runs the jobs
+        and follows the tasks by their ids. Tasks may be submitted and followed again after."""
+        await self.poller.forget_all()
+
     async def close(self) -> None:
         """Stop polling; the session belongs to its owner and stays open."""
         await self.poller.close()

@@ -358,6 +358,15 @@ class Poller:
             if other is not excluding and other.learn and not other.future.done()
         ]
 
+    async def forget_all(self) -> None:
+        """Stop following every task and forget them (their futures are cancelled, ``on_end``
+        frees their slots); unlike :meth:`close`, a task tracked again is followed anew."""
+        tracked, self._tasks = list(self._tasks.values()), {}
+        runners = [t.runner for t in tracked if t.runner is not None and not t.runner.done()]
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+
     async def close(self) -> None:
         """Stop following every task; their futures are cancelled."""
         self._closed = True

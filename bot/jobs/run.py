@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from bot.alerts import AdminAlerts
 from bot.bailian import BailianClient
-from bot.bailian.models import Model, TaskOutcome
+from bot.bailian.models import EditRequest, Model, TaskOutcome
 from bot.errors import (
     BotError,
     DashScopeError,
@@ -53,6 +53,11 @@ SWEEP_INTERVAL = 60.0
 # With several instances on one database, the leader looks this often for jobs other instances
 # queued and for jobs a dead leader left once their claims ran out (bot/jobs/queue.py).
 WATCH_INTERVAL = 1.0
+# How long a stop waits for a submit that may have reached DashScope to come back with its task
+# id. A submit answers within a second or two; one still out after this is given up, and its job
+# is submitted again by whoever runs the jobs next (with deliveries' 15 s, a stop stays within
+# compose.yaml's 40 s grace).
+SUBMIT_GRACE = 10.0
 # A job whose state has not changed for this many seconds is reported to the admins as stuck
 # (at most hourly): far past the outage wait and a task's usual minute, far short of the 24 h a
 # submitted task may be polled through errors.
@@ -102,6 +107,8 @@ class Workers:
         self._counts = {Model.WANX_IMAGE_EDIT: wanx_workers, Model.QWEN_IMAGE_EDIT: qwen_workers}
         self._tasks: list[asyncio.Task[None]] = []
         self._renewer: asyncio.Task[None] | None = None
+        # Submits under way, with whether their request may have been sent (see _submit).
+        self._submits: dict[asyncio.Task[Job], asyncio.Event] = {}
         self._watch_interval = watch_interval
         self._resumed: dict[int, asyncio.Task[None]] = {}  # job id -> its resumption
         self._stopping = False
@@ -136,6 +143,10 @@ class Workers:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        await self._finish_submits()
+        # From here on this instance makes no DashScope request for the jobs (the next leader
+        # follows their tasks); deliveries under way still download their results.
+        await self._client.stand_down()
 
     async def let_go(self) -> None:
         """After :meth:`stop` and the last deliveries: stop renewing this instance's claims and
@@ -260,19 +271,60 @@ class Workers:
             if job.model == Model.QWEN_IMAGE_EDIT.value:
                 outcome = await self._through_outage(job, lambda: self._client.edit_sync(request))
             else:
-                task_id = await self._through_outage(job, lambda: self._client.submit(
-                    request, on_wait=lambda ahead: line.say(waiting_text(spec.lang, ahead)),
-                    on_slot=lambda: line.say(working),
-                ))
-                job = await persist(lambda: self._store.mark_submitted(job.id, task_id),
-                                    f"job {job.id}: submitted as {task_id}")
-                logger.info("job %s submitted as task %s", job.id, task_id,
-                            extra=job_fields(job))
-                outcome = await self._client.wait(task_id, on_trouble=self._tell_slow(job))
+                job = await self._submit(job, request, line)
+                assert job.task_id is not None
+                outcome = await self._client.wait(job.task_id, on_trouble=self._tell_slow(job))
         except (DashScopeError, ImageError, RequestValidationError) as exc:
             await self._failures.fail(job, exc)
             return
         await self._finish_task(job, outcome)
+
+    async def _submit(self, job: Job, request: EditRequest, line: _StatusLine) -> Job:
+        """Create the job's task and record its id; the job as recorded.
+
+        Once a slot is granted the request may be on its way, and DashScope cannot be asked for
+        a task whose id we never read: a stop from then on (leadership lost, SIGTERM) lets the
+        submit finish and its id be recorded (up to SUBMIT_GRACE) instead of cancelling it, so
+        whoever runs the jobs next follows that task rather than paying for a second one.
+        """
+        lang = JobSpec.of(job).lang
+        sending = asyncio.Event()
+
+        async def on_slot() -> None:
+            sending.set()
+            await line.say(text("status_working", lang))
+
+        async def submit_and_record() -> Job:
+            task_id = await self._through_outage(job, lambda: self._client.submit(
+                request, on_wait=lambda ahead: line.say(waiting_text(lang, ahead)),
+                on_slot=on_slot,
+            ))
+            recorded = await persist(lambda: self._store.mark_submitted(job.id, task_id),
+                                     f"job {job.id}: submitted as {task_id}")
+            logger.info("job %s submitted as task %s", job.id, task_id,
+                        extra=job_fields(recorded))
+            return recorded
+
+        submit = asyncio.create_task(submit_and_record())
+        self._submits[submit] = sending
+        submit.add_done_callback(lambda done: self._submits.pop(done, None))
+        return await asyncio.shield(submit)
+
+    async def _finish_submits(self) -> None:
+        """At a stop: submits still waiting for a slot are cancelled (nothing was sent); those
+        that may have reached DashScope get SUBMIT_GRACE to come back and be recorded."""
+        submits = list(self._submits.items())
+        sent = [submit for submit, sending in submits if sending.is_set()]
+        for submit, sending in submits:
+            if not sending.is_set():
+                submit.cancel()
+        if sent:
+            _, late = await asyncio.wait(sent, timeout=SUBMIT_GRACE)
+            for submit in late:
+                logger.warning("a submit did not come back within %.0f s of the stop; its job "
+                               "will be submitted again", SUBMIT_GRACE)
+                submit.cancel()
+        await asyncio.gather(*(submit for submit, _ in submits), return_exceptions=True)
 
     async def _through_outage(self, job: Job, call: Callable[[], Awaitable[T]]) -> T:
         """``call()`` (a submit or a qwen call, nothing paid yet), tried again through an
