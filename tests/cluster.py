@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from bot.offline.bot_api import FakeTelegram
 from bot.offline.dashscope import DashScopeEmulator
 from tests.browser import free_port
-from tests.harness import bot_process, subprocess_env
+from tests.harness import bot_process, make_image, replied_to, subprocess_env
 
 SECRET = "cluster-Secret_0123456789abcdef"
 # Every instance sets the same URL, as behind a real balancer; the fake only uses its path.
@@ -197,3 +198,26 @@ async def _serving(cluster: Cluster, size: int) -> None:
                                  f"{[i.name for i in waiting]}\n{cluster.logs()}")
         await asyncio.sleep(0.05)
     assert len(cluster.telegram.calls_to("setWebhook")) >= size
+
+
+def send_photos(telegram: FakeTelegram, first_user: int, people: int) -> list[dict[str, Any]]:
+    """One ``/upscale 2`` photo from each of ``people`` people (one user id each)."""
+    photo = make_image(320, 240)
+    requests = []
+    for n in range(people):
+        person = telegram.user(first_user + n, f"Person{n}")
+        requests.append(telegram.send_photo(person, telegram.private_chat(person), photo,
+                                            "/upscale 2"))
+    return requests
+
+
+def results_for(
+    telegram: FakeTelegram, request: dict[str, Any], method: str = "sendPhoto"
+) -> int:
+    """Results sent in reply to ``request``: photos, or with ``method="sendDocument"`` the
+    full-size files that follow them."""
+    chat_id = request["chat"]["id"]
+    return sum(
+        1 for call in telegram.calls_to(method)
+        if int(call.params["chat_id"]) == chat_id and replied_to(call) == request["message_id"]
+    )
