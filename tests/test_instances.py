@@ -135,10 +135,10 @@ async def test_the_leader_killed_mid_batch_every_photo_is_delivered_and_charged_
         await wait_until(lambda: settled(database_url, len(requests)), timeout=30)
         await asyncio.sleep(2.0)  # a second result, if one were coming, would come now
         roles = await cluster.roles()
-        async with aiohttp.ClientSession() as session:
-            # The dead instance's port answers nothing; the balancer skipped it.
-            with pytest.raises(aiohttp.ClientConnectionError):
-                await session.get(f"{leader.base}/healthz")
+        # The dead instance's port answers nothing; the balancer skipped it.
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with cluster.session.get(f"{leader.base}/healthz"):
+                pass
         await assert_each_served_and_charged_once(cluster, database_url, requests)
         after_kill = [(update_id, status) for update_id, backend, status
                       in telegram.webhook_backend_posts
