@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dtm
+import functools
 import logging
 import sqlite3
 from collections.abc import Iterable
@@ -33,6 +34,8 @@ from bot.config import Settings
 from bot.conversations import Conversations
 from bot.errors import BotError, StartupError, StoreError
 from bot.jobs import JobService
+from bot.jobs.run import WATCH_INTERVAL
+from bot.leader import Role, leadership_for
 from bot.metrics import Metrics
 from bot.services import SERVICES_KEY, BotApplication, BotContext, Services
 from bot.startup import ExitCode
@@ -46,7 +49,7 @@ from handlers import access, admin, albums, callbacks, edit, info, masks, paymen
 from handlers.common import HandledUpdates, language_of, track_user
 from handlers.filters import COMMAND_TEXT, IMAGE, IN_ALBUM, NEW_MESSAGE, REPLIES_TO_IMAGE
 from storage import Store, open_store
-from storage.factory import masked_url
+from storage.factory import is_sqlite, masked_url
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,10 @@ MENU_COMMANDS = (
 ADMIN_MENU_COMMANDS = ("setquota", "grant", "ban", "unban", "usage", "refund", "queue")
 # Telegram allows this many retries after a 429 before a send fails.
 FLOOD_RETRIES = 3
+# Telegram's flood limits per bot token: about 30 messages a second in all, 20 a minute in one
+# group. Instances sharing a token split them (INSTANCE_COUNT).
+TELEGRAM_MESSAGES_PER_SECOND = 30
+TELEGRAM_GROUP_MESSAGES_PER_MINUTE = 20
 # Expired conversations (an unanswered mask wait, an unused keyboard) are deleted this often.
 PRUNE_INTERVAL_SECONDS = 600.0
 PRUNE_TASK_KEY = "prune_task"
@@ -85,7 +92,7 @@ def build_application(
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.telegram_base_file_url)
         .context_types(context_types)
-        .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
+        .rate_limiter(flood_limiter(settings.instance_count))
         # Accepting a request downloads and checks an image: let updates run side by side.
         .concurrent_updates(32)
         .post_init(_open_services)
@@ -155,6 +162,16 @@ def build_application(
     return application
 
 
+def flood_limiter(instances: int) -> AIORateLimiter:
+    """PTB's limiter at this instance's share of the token's flood limits: the leader sends the
+    results, the others short answers, and all of them together stay within Telegram's."""
+    return AIORateLimiter(
+        overall_max_rate=TELEGRAM_MESSAGES_PER_SECOND / instances, overall_time_period=1,
+        group_max_rate=TELEGRAM_GROUP_MESSAGES_PER_MINUTE / instances, group_time_period=60,
+        max_retries=FLOOD_RETRIES,
+    )
+
+
 async def _open_services(application: BotApplication) -> None:
     settings: Settings = application.bot_data["settings"]
     me = application.bot.bot  # getMe's answer, cached by initialize()
@@ -198,6 +215,8 @@ async def _open_services(application: BotApplication) -> None:
         budget_yuan=settings.monthly_budget_yuan,
         images_for_sale=bool(settings.star_packs),
         metrics=metrics,
+        # Several instances may share PostgreSQL: the leader looks for what others queued.
+        watch_interval=None if is_sqlite(settings.database_url) else WATCH_INTERVAL,
     )
     # Stored at once: whatever fails from here on, post_shutdown closes what was opened.
     application.bot_data[SERVICES_KEY] = Services(
@@ -211,11 +230,15 @@ async def _open_services(application: BotApplication) -> None:
         raise
     except TelegramError as exc:  # the menu is a convenience: no reason not to serve
         logger.warning("the command menu was not set (%s); it stays as it was", exc)
-    resumed = await jobs.start()
-    try:  # telling the admins is never a reason not to serve
-        await jobs.alerts.started(resumed)
-    except BotError as exc:
-        logger.warning("the admins were not told of the start: %s", exc)
+    services = application.bot_data[SERVICES_KEY]
+    if is_sqlite(settings.database_url):
+        # The instance lock makes this the file's only process: every claim is a dead one's.
+        await store.release_claims()
+    services.leadership = leadership_for(
+        settings.database_url, on_elected=functools.partial(_lead, services),
+        on_lost=functools.partial(_follow, services),
+    )
+    await services.leadership.start()
     application.bot_data[PRUNE_TASK_KEY] = asyncio.create_task(
         _prune_conversations(application.bot_data[SERVICES_KEY].conversations, store,
                              retention=dtm.timedelta(days=settings.retention_days))
@@ -228,6 +251,23 @@ async def _open_services(application: BotApplication) -> None:
             "(send /id to the bot to see it)"
         )
     logger.info("bot @%s started", me.username)
+
+
+async def _lead(services: Services) -> None:
+    """Elected (at once on SQLite): run the job pipeline, resuming what was left."""
+    services.metrics.lead(True)
+    resumed = await services.jobs.start()
+    try:  # telling the admins is never a reason not to serve
+        await services.jobs.alerts.started(resumed)
+    except BotError as exc:
+        logger.warning("the admins were not told of the start: %s", exc)
+
+
+async def _follow(services: Services) -> None:
+    """Leadership lost (or stopping): no more DashScope calls from here; requests still come
+    in and wait in the store for the leader."""
+    services.metrics.lead(False)
+    await services.jobs.stop()
 
 
 async def _start_web(application: BotApplication, extras: WebExtras | None) -> None:
@@ -259,15 +299,19 @@ async def _start_web(application: BotApplication, extras: WebExtras | None) -> N
 def _health(services: Services) -> HealthRoutes:
     client = services.client
 
+    def role() -> Role:
+        leadership = services.leadership
+        return leadership.role if leadership is not None else Role.FOLLOWER
+
     async def store_answers() -> None:
         await services.store.job_counts()
 
     async def metrics() -> bytes:
         return await services.metrics.render(services.store, lambda: client.slots.in_use)
 
-    return HealthRoutes(
-        checks={"store": store_answers, "dashscope": client.reachable}, metrics=metrics
-    )
+    # Only the leader talks to DashScope: a follower is ready without it.
+    return HealthRoutes(checks={"store": store_answers}, leader_checks={
+        "dashscope": client.reachable}, role=role, metrics=metrics)
 
 
 def _webhook(application: BotApplication) -> WebhookReceiver | None:
@@ -353,6 +397,8 @@ async def _stop_runner(application: BotApplication) -> None:
     if isinstance(services, Services):
         if services.web is not None:  # no drawn mask may reach the jobs once they stop
             await services.web.stop()
+        if services.leadership is not None:  # a leader steps down (and stops the jobs)
+            await services.leadership.stop()
         await services.jobs.stop()
 
 

@@ -63,6 +63,9 @@ class Settings:
     # after which they may send one more (bot/flood.py).
     cheap_request_burst: int = 10
     cheap_request_interval: float = 0.5
+    # Instances sharing the bot's token (several on one PostgreSQL): Telegram's flood limits are
+    # per token, so each instance's sender keeps to this share of them (bot/app.py).
+    instance_count: int = 1
     # Seconds an album's parts are gathered after the last one arrived (bot/albums.py).
     album_window_seconds: float = 1.0
     # How long start-up keeps trying Telegram (getMe) through network errors, timeouts and 5xx.
@@ -341,6 +344,7 @@ def load_settings(
         cheap_request_interval=_parse(
             env, "CHEAP_REQUEST_INTERVAL", defaults.cheap_request_interval, _positive_float
         ),
+        instance_count=_parse(env, "INSTANCE_COUNT", defaults.instance_count, _positive_int),
         album_window_seconds=_parse(
             env, "ALBUM_WINDOW_SECONDS", defaults.album_window_seconds, _positive_float
         ),

@@ -9,8 +9,9 @@ another instance may take it, so this one reports the loss at once and its worke
 A killed leader's socket closes, its backend ends, the lock is free, and a follower's next try
 (every ``retry_interval``) takes it: that bounds the failover time.
 
-Not wired into the job pipeline yet (issue #15's remaining part): this module is the election
-alone, with its typed interface and its tests against a real server.
+On SQLite there is nothing to elect: the instance lock (storage/instance_lock.py) already makes
+the one process serving a file the only one, so :class:`SoleInstance` leads from the start.
+bot/app.py runs the job pipeline in ``on_elected`` and stops it in ``on_lost``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
+from typing import Protocol
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; only this module uses it directly
 
-from storage.factory import engine_url
+from storage.factory import engine_url, is_sqlite
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,56 @@ def asyncpg_dsn(database_url: str) -> str:
 
 async def _no_op() -> None:
     return None
+
+
+class Leadership(Protocol):
+    """Whether this instance may run the job pipeline; hooks run as that changes."""
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def leadership_for(database_url: str, *, on_elected: Hook, on_lost: Hook) -> Leadership:
+    """An election on PostgreSQL; the sole instance of an SQLite file leads at once."""
+    if is_sqlite(database_url):
+        return SoleInstance(on_elected=on_elected, on_lost=on_lost)
+    return Election(database_url, on_elected=on_elected, on_lost=on_lost)
+
+
+class SoleInstance:
+    """The one process of an SQLite file (its instance lock held): the leader from start to
+    stop."""
+
+    def __init__(self, *, on_elected: Hook = _no_op, on_lost: Hook = _no_op) -> None:
+        self._on_elected = on_elected
+        self._on_lost = on_lost
+        self._role = Role.FOLLOWER
+
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    @property
+    def is_leader(self) -> bool:
+        return self._role is Role.LEADER
+
+    async def start(self) -> None:
+        """Lead at once: ``on_elected`` has run when this returns."""
+        if self._role is not Role.LEADER:
+            self._role = Role.LEADER
+            await self._on_elected()
+
+    async def stop(self) -> None:
+        if self._role is Role.LEADER:
+            self._role = Role.FOLLOWER
+            await self._on_lost()
 
 
 class Election:
@@ -84,8 +136,8 @@ class Election:
     def is_leader(self) -> bool:
         return self._role is Role.LEADER
 
-    def start(self) -> None:
-        """Start campaigning in the running loop."""
+    async def start(self) -> None:
+        """Start campaigning in the running loop (``on_elected`` runs once elected)."""
         if self._task is None:
             self._task = asyncio.create_task(self._campaign(), name="leader-election")
 

@@ -32,6 +32,9 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._jobs = Gauge("bot_jobs", "Jobs in the store by state", ["state"], registry=r)
+        self._leader = Gauge("bot_leader",
+                             "1 while this instance runs the job pipeline (the leader)",
+                             registry=r)
         self._queue = Gauge("bot_queue_depth", "Jobs waiting for a DashScope slot", registry=r)
         self._tasks = Gauge("bot_dashscope_tasks_in_progress",
                             "DashScope tasks holding a slot", registry=r)
@@ -52,6 +55,10 @@ class Metrics:
         self._stars_enabled = False
 
     # --- fed by the code that knows ----------------------------------------------------------
+
+    def lead(self, leading: bool) -> None:
+        """This instance became the leader (or stopped being it)."""
+        self._leader.set(1 if leading else 0)
 
     def dashscope_request(self, endpoint: str) -> None:
         self._requests.labels(endpoint).inc()

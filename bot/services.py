@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.conversations import Conversations
 from bot.flood import PerUserLimit
 from bot.jobs import JobService
+from bot.leader import Leadership
 from bot.metrics import Metrics
 from bot.telegram_io import TelegramMessenger
 from storage.models import Store
@@ -38,6 +39,7 @@ class Services:
     cheap_limit: PerUserLimit = field(init=False)  # from the settings
     albums: AlbumCollector = field(init=False)  # from the settings
     web: WebServer | None = None  # the Mini App's server, when PUBLIC_URL is set
+    leadership: Leadership | None = None  # who runs the job pipeline (bot/leader.py)
 
     def __post_init__(self) -> None:
         self.albums = AlbumCollector(self.settings.album_window_seconds)

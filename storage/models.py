@@ -411,6 +411,23 @@ class Store(Protocol):
         """Release the whole reservation; idempotent like :meth:`settle`."""
         ...
 
+    async def claim_job(self, job_id: int, owner: str, lease: timedelta) -> Job | None:
+        """Claim an unfinished job for ``owner`` until ``lease`` from now unless another
+        owner's claim holds; the job, or None."""
+        ...
+
+    async def renew_claims(self, owner: str, lease: timedelta) -> int:
+        """Extend every claim ``owner`` holds on an unfinished job; returns how many."""
+        ...
+
+    async def release_claims(self, owner: str | None = None) -> int:
+        """Drop ``owner``'s claims (everyone's with None); returns how many."""
+        ...
+
+    async def cancel_unclaimed(self, job_id: int) -> Job | None:
+        """Cancel a queued job nobody holds a live claim on; the job, or None."""
+        ...
+
     async def resumable_jobs(self) -> list[Job]:
         """Every job not in a final state, oldest first."""
         ...

@@ -1076,6 +1076,63 @@ class SqlStore:
             )
         return [_job(row) for row in rows]
 
+    # --- claims: which instance works a job ----------------------------------------------------
+
+    async def claim_job(self, job_id: int, owner: str, lease: timedelta) -> Job | None:
+        """Claim an unfinished job for ``owner`` until ``lease`` from now, unless another
+        owner's claim still holds; the job as it is now, or None (claimed elsewhere, or final).
+
+        Claiming again what ``owner`` holds renews it. On PostgreSQL the row is locked with
+        ``FOR UPDATE SKIP LOCKED``: a row another transaction is changing (a cancel) is not
+        waited for, it is simply not claimed now.
+        """
+        now = self._now()
+        skip_locked = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
+        async with self._transaction(write=True) as tx:
+            if await tx.one(
+                "SELECT id FROM jobs WHERE id = :id AND state IN :states"
+                " AND (claimed_by IS NULL OR claimed_by = :owner OR lease_until < :now)"
+                + skip_locked,
+                id=job_id, states=_UNFINISHED, owner=owner, now=_to_text(now),
+            ) is None:
+                return None
+            await tx.run(
+                "UPDATE jobs SET claimed_by = :owner, lease_until = :until WHERE id = :id",
+                owner=owner, until=_to_text(now + lease), id=job_id,
+            )
+            return _job(await self._job_row(tx, job_id))
+
+    async def renew_claims(self, owner: str, lease: timedelta) -> int:
+        """Extend every claim ``owner`` holds on an unfinished job; returns how many."""
+        async with self._transaction(write=True) as tx:
+            return await tx.run(
+                "UPDATE jobs SET lease_until = :until"
+                " WHERE claimed_by = :owner AND state IN :states",
+                until=_to_text(self._now() + lease), owner=owner, states=_UNFINISHED,
+            )
+
+    async def release_claims(self, owner: str | None = None) -> int:
+        """Drop ``owner``'s claims (every claim with None: the one process of an SQLite file
+        starting); the jobs may be taken at once. Returns how many were dropped."""
+        async with self._transaction(write=True) as tx:
+            if owner is None:
+                return await tx.run("UPDATE jobs SET claimed_by = NULL, lease_until = NULL"
+                                    " WHERE claimed_by IS NOT NULL")
+            return await tx.run("UPDATE jobs SET claimed_by = NULL, lease_until = NULL"
+                                " WHERE claimed_by = :owner", owner=owner)
+
+    async def cancel_unclaimed(self, job_id: int) -> Job | None:
+        """Cancel a queued job no instance holds a live claim on (refunded, in one step); the
+        cancelled job, or None when it is not queued any more or an instance has it."""
+        now = _to_text(self._now())
+        async with self._transaction(write=True) as tx:
+            row = await self._job_row(tx, job_id)
+            claimed = row["claimed_by"] is not None and (row["lease_until"] or "") >= now
+            if row["state"] != JobState.QUEUED.value or claimed:
+                return None
+            await self._close_reservation(tx, row, 0)
+            return await self._move(tx, row, JobState.CANCELED)
+
     async def stuck_jobs(self, idle: timedelta) -> list[Job]:
         """Unfinished jobs whose state has not changed for longer than ``idle``, oldest first."""
         before = _to_text(self._now() - idle)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bot.app import flood_limiter
 from bot.flood import PerUserLimit
 from bot.offline.bot_api import FakeTelegram
 from bot.offline.dashscope import DashScopeEmulator
@@ -78,3 +80,38 @@ async def test_a_flood_of_help_is_cut_and_others_are_answered(limited: Harness) 
     answered = {replied_to(call) for call in tg.calls_to("sendMessage")
                 if call.params["chat_id"] in (1, "1")}
     assert len(answered & {message["message_id"] for message in flood}) == 10
+
+
+async def _sent_within(instances: int, seconds: float, chat_id: int) -> int:
+    """How many of 100 messages one instance's limiter lets out within ``seconds``."""
+    limiter = flood_limiter(instances)
+    await limiter.initialize()
+    sent = 0
+
+    async def send() -> bool:
+        nonlocal sent
+        sent += 1
+        return True
+
+    tasks = [asyncio.create_task(limiter.process_request(
+        send, (), {}, "sendMessage", {"chat_id": chat_id}, None)) for _ in range(100)]
+    await asyncio.sleep(seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await limiter.shutdown()
+    return sent
+
+
+async def test_instances_sharing_a_token_split_telegrams_flood_limits() -> None:
+    # Alone, an instance may send Telegram's 30 a second; one of three sends a third of that
+    # (a bucket of 10 at once, then 10 a second), so the three together stay within it.
+    alone, one_of_three = await asyncio.gather(_sent_within(1, 0.5, 1),
+                                               _sent_within(3, 0.5, 2))
+    assert alone >= 30
+    assert 10 <= one_of_three <= 16
+    # In a group: 20 a minute alone, 6.7 a minute for one of three.
+    alone, one_of_three = await asyncio.gather(_sent_within(1, 0.3, -100),
+                                               _sent_within(3, 0.3, -200))
+    assert alone == 20
+    assert one_of_three <= 7

@@ -40,7 +40,7 @@ async def test_one_leader_of_three_and_a_stopped_leaders_successor_within_a_seco
 ) -> None:
     group = candidates(postgres_url, 3, key=101)
     for election, _ in group:
-        election.start()
+        await election.start()
     try:
         await wait_until(lambda: any(election.is_leader for election, _ in group), timeout=5)
         for _ in range(10):  # it stays one while the others keep trying
@@ -60,9 +60,9 @@ async def test_one_leader_of_three_and_a_stopped_leaders_successor_within_a_seco
 
 async def test_a_lost_connection_is_lost_leadership_at_once(postgres_url: str) -> None:
     [(leader, journal), (follower, _)] = candidates(postgres_url, 2, key=102)
-    leader.start()
+    await leader.start()
     await wait_until(lambda: leader.is_leader, timeout=5)
-    follower.start()
+    await follower.start()
     admin = await asyncpg.connect(asyncpg_dsn(postgres_url))
     try:
         # The server ends the leader's backend, as a restart or a broken network would.

@@ -139,6 +139,10 @@ class Deliverer:
         self._metrics.delivered((datetime.now(UTC) - job.created_at).total_seconds())
         await self._status.clear(job)
 
+    def watches(self, album_id: int) -> bool:
+        """Whether this process waits for the album's jobs to deliver them together."""
+        return album_id in self._album_watchers
+
     def _watch_album(self, album_id: int) -> None:
         """An album goes back as one media group once none of its jobs still runs."""
         if album_id not in self._album_watchers:

@@ -31,7 +31,7 @@ from bot.jobs.deliver import Deliverer
 from bot.jobs.inputs import Inputs
 from bot.jobs.notify import Failures, StatusLines
 from bot.jobs.persist import persist
-from bot.jobs.queue import WorkQueue
+from bot.jobs.queue import RENEW_INTERVAL, WorkQueue
 from bot.jobs.requests import JobSpec
 from bot.logging_setup import job_fields
 from bot.texts import Lang, text
@@ -50,6 +50,9 @@ MAX_OUTAGE_PAUSE = 30.0
 # How often unfinished jobs nobody works on (a state write that failed, a crashed resumption)
 # are looked for and picked up again.
 SWEEP_INTERVAL = 60.0
+# With several instances on one database, the leader looks this often for jobs other instances
+# queued and for jobs a dead leader left once their claims ran out (bot/jobs/queue.py).
+WATCH_INTERVAL = 1.0
 # A job whose state has not changed for this many seconds is reported to the admins as stuck
 # (at most hourly): far past the outage wait and a task's usual minute, far short of the 24 h a
 # submitted task may be polled through errors.
@@ -87,7 +90,7 @@ class Workers:
         status: StatusLines, failures: Failures, deliverer: Deliverer, alerts: AdminAlerts,
         wanx_workers: int, qwen_workers: int, outage_wait: float = OUTAGE_WAIT,
         sweep_interval: float = SWEEP_INTERVAL, stuck_after: float = STUCK_AFTER,
-        clock: Callable[[], float] = time.monotonic,
+        watch_interval: float | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._client = client
@@ -98,6 +101,8 @@ class Workers:
         self._deliverer = deliverer
         self._counts = {Model.WANX_IMAGE_EDIT: wanx_workers, Model.QWEN_IMAGE_EDIT: qwen_workers}
         self._tasks: list[asyncio.Task[None]] = []
+        self._renewer: asyncio.Task[None] | None = None
+        self._watch_interval = watch_interval
         self._resumed: dict[int, asyncio.Task[None]] = {}  # job id -> its resumption
         self._stopping = False
         self._sweep_interval = sweep_interval
@@ -108,12 +113,18 @@ class Workers:
 
     async def start(self) -> int:
         """Resume unfinished jobs, then start the workers and the sweep; returns how many
-        unfinished jobs were taken up again (queued ones included)."""
+        unfinished jobs were taken up again (queued ones included). Once stopped, they may be
+        started again (a leader elected anew)."""
+        self._stopping = False
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_claims())
         resumed = await self._resume_unattended()
         queued = len(await self._store.queued_jobs_fair())
         for model, count in self._counts.items():
             self._tasks.extend(asyncio.create_task(self._work(model)) for _ in range(count))
         self._tasks.append(asyncio.create_task(self._sweep()))
+        if self._watch_interval is not None:
+            self._tasks.append(asyncio.create_task(self._watch(self._watch_interval)))
         self._queue.wake()
         return resumed + queued
 
@@ -126,6 +137,28 @@ class Workers:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
+    async def let_go(self) -> None:
+        """After :meth:`stop` and the last deliveries: stop renewing this instance's claims and
+        drop them, so that another instance may take the jobs at once instead of after their
+        leases (best effort: unrenewed, they end anyway)."""
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+        try:
+            await self._store.release_claims(self._queue.owner)
+        except BotError as exc:
+            logger.warning("claims not released (%s); they end with their leases", exc)
+
+    async def _renew_claims(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_INTERVAL)
+            try:
+                await self._store.renew_claims(self._queue.owner, self._queue.lease)
+            except BotError as exc:
+                logger.error("claims not renewed (%s); trying again in %.0f s", exc,
+                             RENEW_INTERVAL)
+
     async def _resume_unattended(self) -> int:
         """Continue every submitted or succeeded job nobody here works on; returns how many."""
         resumed = 0
@@ -134,6 +167,10 @@ class Workers:
                 continue  # the workers take it in fair order
             if job.id in self._resumed or self._queue.is_claimed(job.id):
                 continue
+            if job.album_id is not None and self._deliverer.watches(job.album_id):
+                continue  # its album's watcher here delivers it with the others
+            if await self._queue.claim(job.id) is None:
+                continue  # another instance has it (a leader that may still be alive)
             await persist(functools.partial(self._store.note_attempt, job.id),
                           f"job {job.id}: attempt")
             logger.info("resuming job %s in state %s", job.id, job.state, extra=job_fields(job))
@@ -159,6 +196,18 @@ class Workers:
             logger.error("sweep: the database is unavailable (%s)", exc)
         self._queue.wake()  # queued jobs a failed write left unclaimed
 
+    async def _watch(self, interval: float) -> None:
+        """Several instances: take up what others left (see WATCH_INTERVAL)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if found := await self._resume_unattended():
+                    logger.info("took up %d unfinished jobs another instance left", found)
+                if await self._queue.has_waiting():
+                    self._queue.wake()
+            except BotError as exc:
+                logger.error("watch: the database is unavailable (%s)", exc)
+
     async def _report_stuck(self) -> None:
         """Jobs unchanged for STUCK_AFTER seconds: logged each round, the admins told hourly."""
         try:
@@ -178,14 +227,9 @@ class Workers:
 
     async def _work(self, model: Model) -> None:
         while not self._stopping:
+            # Claimed in the store while still queued: a cancel can no longer win.
             job = await self._queue.claim_next(model)
             try:
-                # The claim came from a snapshot of the queue: the job may have been cancelled
-                # since. Nothing may reach DashScope for it then.
-                job = await persist(functools.partial(self._store.get_job, job.id),
-                                    f"job {job.id}")
-                if job.state is not JobState.QUEUED:
-                    continue
                 await self.run(job)
             except asyncio.CancelledError:
                 raise

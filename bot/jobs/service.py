@@ -51,6 +51,7 @@ class JobService:
         budget_yuan: Decimal | None = None,
         images_for_sale: bool = False,
         stuck_after: float = STUCK_AFTER,
+        watch_interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
     ) -> None:
@@ -74,17 +75,23 @@ class JobService:
                                deliverer=self.deliverer, alerts=self.alerts,
                                wanx_workers=wanx_workers, qwen_workers=qwen_workers,
                                outage_wait=outage_wait, sweep_interval=sweep_interval,
-                               stuck_after=stuck_after)
+                               stuck_after=stuck_after, watch_interval=watch_interval)
 
     async def start(self) -> int:
-        """Resume unfinished jobs and start the workers; returns how many jobs were resumed."""
+        """Resume unfinished jobs and start the workers; returns how many jobs were resumed.
+
+        Only one instance sharing a database runs them at a time (bot/leader.py); the others
+        accept requests, which wait in the store for it.
+        """
         return await self.workers.start()
 
     async def stop(self) -> None:
-        """Stop taking work; let deliveries under way finish; leave the rest resumable."""
+        """Stop taking work; let deliveries under way finish; leave the rest resumable, and
+        free for another instance to take at once."""
         await self.workers.stop()
         await self.status.stop()
         await self.deliverer.drain()
+        await self.workers.let_go()
 
     def wake(self) -> None:
         self.queue.wake()
@@ -120,12 +127,11 @@ class JobService:
             return await self._cancel_album(current)
         if current.state.is_final:
             return CancelOutcome.GONE
-        if current.state is not JobState.QUEUED or not self.queue.hold(job.id):
+        # The store decides between this cancel and a worker's claim, on any instance.
+        if current.state is not JobState.QUEUED or await persist(
+            lambda: self._store.cancel_unclaimed(job.id), f"job {job.id}: cancel"
+        ) is None:
             return CancelOutcome.TOO_LATE
-        try:  # held: no worker can take it meanwhile
-            await persist(lambda: self._store.mark_canceled(job.id), f"job {job.id}: canceled")
-        finally:
-            self.queue.release(job.id)
         lang = JobSpec.of(current).lang
         await self.status.show(current, text("cancelled_job", lang), force=True)
         return CancelOutcome.CANCELED
@@ -140,13 +146,10 @@ class JobService:
             return CancelOutcome.GONE
         canceled = 0
         for job in jobs:
-            if job.state is not JobState.QUEUED or not self.queue.hold(job.id):
+            if job.state is not JobState.QUEUED or await persist(
+                functools.partial(self._store.cancel_unclaimed, job.id), f"job {job.id}: cancel"
+            ) is None:
                 continue
-            try:  # held: no worker can take it meanwhile
-                await persist(functools.partial(self._store.mark_canceled, job.id),
-                              f"job {job.id}: canceled")
-            finally:
-                self.queue.release(job.id)
             canceled += 1
         if not canceled:
             return CancelOutcome.TOO_LATE

@@ -1,8 +1,9 @@
 """/healthz, /readyz and /metrics on the bot's own web server.
 
 /healthz answers 200 while the process serves HTTP at all (a container's liveness); /readyz
-answers 200 only when every readiness check passes (the store answers, DashScope is
-reachable), else 503 naming the failing check, for a load balancer or an orchestrator.
+answers 200 only when every readiness check passes (the store answers; on the leader, the one
+instance that talks to DashScope, DashScope is reachable), else 503 naming the failing check,
+for a load balancer or an orchestrator. Its body also says the instance's role.
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ class HealthRoutes:
     """The three routes; ``checks`` by name, ``metrics`` renders the exposition text."""
 
     def __init__(
-        self, *, checks: Mapping[str, Check], metrics: Callable[[], Awaitable[bytes]]
+        self, *, checks: Mapping[str, Check], metrics: Callable[[], Awaitable[bytes]],
+        leader_checks: Mapping[str, Check] | None = None,
+        role: Callable[[], str] = lambda: "leader",
     ) -> None:
         self._checks = dict(checks)
+        self._leader_checks = dict(leader_checks or {})
+        self._role = role
         self._metrics = metrics
 
     def routes(self) -> list[web.RouteDef]:
@@ -43,13 +48,16 @@ class HealthRoutes:
         return web.json_response({"ok": True})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        results = dict(zip(self._checks, await asyncio.gather(
-            *(_run(check) for check in self._checks.values())
+        role = self._role()
+        checks = {**self._checks, **(self._leader_checks if role == "leader" else {})}
+        results = dict(zip(checks, await asyncio.gather(
+            *(_run(check) for check in checks.values())
         ), strict=True))
         ready = all(result == "ok" for result in results.values())
         if not ready:
             logger.warning("not ready: %s", results)
-        return web.json_response({"ok": ready, "checks": results}, status=200 if ready else 503)
+        return web.json_response({"ok": ready, "role": role, "checks": results},
+                                 status=200 if ready else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         body = await self._metrics()
