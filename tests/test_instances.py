@@ -104,12 +104,29 @@ async def assert_each_served_and_charged_once(
     # One DashScope task per job: none submitted again by the leader that took over.
     task_ids = [row["task_id"] for row in jobs]
     assert None not in task_ids and len(set(task_ids)) == len(jobs), jobs
+    orphans = {task_id: round(task.submitted_at - cluster.started_at, 2)
+               for task_id, task in emulator.tasks.items() if task_id not in task_ids}
+    assert not orphans, (f"tasks no job knows (submitted at s after start): {orphans}; "
+                         f"kill at {_since_start(cluster)}", cluster.logs())
     assert sorted(emulator.tasks) == sorted(task_ids)
     usage = await fetch(database_url, "SELECT user_id, used, reserved FROM usage")
     assert sorted((row["user_id"], row["used"], row["reserved"]) for row in usage) == sorted(
         (r["from"]["id"], 1, 0) for r in requests)
     assert emulator.max_tasks_in_progress() <= SERVER_MAX_TASKS
     assert not telegram.internal_errors
+
+
+async def both_slots_on_record(emulator: DashScopeEmulator, database_url: str) -> bool:
+    """The emulator has SERVER_MAX_TASKS tasks in progress, each recorded on its job."""
+    if emulator.tasks_in_progress() < SERVER_MAX_TASKS:
+        return False
+    rows = await fetch(database_url, "SELECT task_id FROM jobs WHERE task_id IS NOT NULL")
+    return set(emulator.tasks) <= {row["task_id"] for row in rows}
+
+
+def _since_start(cluster: Cluster) -> list[float]:
+    return [round(i.killed_at - cluster.started_at, 2) for i in cluster.instances
+            if i.killed_at is not None]
 
 
 def throttled_submits(emulator: DashScopeEmulator, before: float | None = None) -> int:
@@ -126,7 +143,12 @@ async def test_the_leader_killed_mid_batch_every_photo_is_delivered_and_charged_
     async with running_cluster(telegram, emulator, database_url, tmp_path) as cluster:
         leader = await cluster.leader()
         requests = send_photos(telegram, 100, PEOPLE)
-        await wait_until(lambda: emulator.tasks_in_progress() >= 1, timeout=30)
+        # Killed with both slots busy and both tasks on record: no submit of its can be under
+        # way, so any task beyond one per job would be the new leader's doing. (Killed between
+        # a submit and its record, the dead leader's task is lost to everyone: bench/failover.py
+        # counts those.)
+        await wait_until(functools.partial(both_slots_on_record, emulator, database_url),
+                         timeout=30)
         elections = cluster.elections()
         leader.kill()
         assert leader.killed_at is not None
@@ -163,7 +185,8 @@ async def test_every_connection_cut_under_the_bot_it_recovers_and_serves_once(
     async with running_cluster(telegram, emulator, database_url, tmp_path) as cluster:
         await cluster.leader()
         requests = send_photos(telegram, 200, 3)
-        await wait_until(lambda: emulator.tasks_in_progress() >= 1, timeout=30)
+        await wait_until(functools.partial(both_slots_on_record, emulator, database_url),
+                         timeout=30)
         elections = cluster.elections()
         cut = await fetch(
             database_url,
@@ -189,3 +212,37 @@ async def test_every_connection_cut_under_the_bot_it_recovers_and_serves_once(
 async def _ready(cluster: Cluster, instance: Instance) -> bool:
     status, _ = await instance.readyz(cluster.session)
     return status == 200
+
+
+@pytest.mark.xfail(strict=True, reason="#15: a submit the leader made but never recorded is "
+                   "made again by the next leader; DashScope runs and bills the job twice")
+@pytest.mark.parametrize("loss", ["kill", "cut"])
+async def test_a_leader_lost_between_a_submit_and_its_record_leaves_no_task_behind(
+    tmp_path: Path, fakes: tuple[FakeTelegram, DashScopeEmulator], database_url: str, loss: str
+) -> None:
+    """The window the tests above keep out of: the leader dies (``kill``) or loses every
+    database connection (``cut``) after DashScope created the task, before the task id is on
+    the job. The person is still served and charged once; the first task is left behind."""
+    telegram, emulator = fakes
+    emulator.slow_next("submit", 3.0)  # the task exists at once; its id comes back in 3 s
+    async with running_cluster(telegram, emulator, database_url, tmp_path) as cluster:
+        leader = await cluster.leader()
+        [request] = send_photos(telegram, 300, 1)
+        await wait_until(lambda: len(emulator.tasks) == 1, timeout=30)
+        elections = cluster.elections()
+        if loss == "kill":
+            leader.kill()
+        else:
+            await fetch(database_url,
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        database_url.rsplit("/", 1)[1])
+        await cluster.next_election(time.monotonic(), elections, ask_readyz=False)
+        await wait_until(lambda: results_for(telegram, request) > 0, timeout=60)
+        await wait_until(lambda: settled(database_url, 1), timeout=30)
+        await asyncio.sleep(2.0)
+        # What the person sees holds either way; the task count is what fails.
+        assert results_for(telegram, request) == 1
+        usage = await fetch(database_url, "SELECT used, reserved FROM usage")
+        assert [(row["used"], row["reserved"]) for row in usage] == [(1, 0)]
+        await assert_each_served_and_charged_once(cluster, database_url, [request])
