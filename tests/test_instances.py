@@ -5,8 +5,11 @@ every database connection cut under the bot.
 (tests/cluster.py), on a database of this module's own; the DashScope emulator serves in this
 process with a server cap of 2 tasks in progress and tasks of 1.5-3 s, so jobs are in flight when
 the leader goes. Everything is judged from what crossed the wires (the fakes' records) and from
-the store's tables. A wrong webhook secret is refused with 403 in tests/test_webhook.py; the
-check is the web server's, the same on every instance, so it is not repeated here.
+the store's tables. The leader is lost with both slots busy and both tasks on record, so a
+task beyond one per job is the takeover's fault; lost between a submit and its record, the
+task DashScope made is left behind (the strict xfail at the end). A wrong webhook secret is
+refused with 403 in tests/test_webhook.py; the check is the web server's, the same on every
+instance, so it is not repeated here.
 """
 
 from __future__ import annotations
