@@ -1,67 +1,62 @@
 """Albums: the parts of a media group gathered into one request.
 
 Telegram sends an album as one message (one update) per image, sharing a ``media_group_id``,
-the caption usually on the first part only, all within about a second. The collector keeps the
-parts in memory, keyed by (chat, media group), until none has come for a short window, and then
-hands the whole album to the one handler call that brought its first part; the calls of the
-other parts return at once.
+the caption usually on the first part only, all within about a second. Behind a webhook load
+balancer those updates may reach different instances, so the parts are gathered in the store
+(``album_parts``), not in this process: every handler call records its part, then waits until
+no part of the album has arrived for a short window; then the call whose part has the smallest
+update id among the parts not yet taken takes them all, in one write transaction, and handles
+the album. The calls of the other parts return None.
 
-In memory is enough: an album arrives in one burst, so nothing needs to outlive the window, and
-a crash while one is being gathered loses only a request not yet accepted (nothing reserved,
-nothing charged): the person sends it again.
+The store decides, not a local wake-up: waiting is timed by the newest part's arrival, which a
+local event would not shorten. Arrival times are the inserting instance's clock, so instances
+must agree on the time to well within the window (NTP does).
+
+What can go wrong, and what happens then:
+- A part sent again (the same update) is kept once; its call finds it taken, or waits along.
+- A part that arrives after its album was taken (later than the window) makes an album of its
+  own: one image without the first part's caption, so in a private chat the person gets the
+  "write the command in the caption" hint (or a command they sent before runs on it). It never
+  joins or repeats the album already accepted.
+- A process that dies while its call holds the album's smallest part leaves the album
+  unhandled (nothing reserved, nothing charged): the person sends it again. Parts are deleted
+  a day after they arrived by the periodic prune (bot/app.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from datetime import timedelta
+
+from storage.models import AlbumPart, Store
+
+__all__ = ["ALBUM_MEMORY", "MAX_ALBUM_IMAGES", "AlbumCollector", "AlbumKey", "AlbumPart"]
 
 # Telegram's own limit on a media group; more than this from one album runs only these.
 MAX_ALBUM_IMAGES = 10
 
+# Parts are deleted this long after they arrived: an album is taken within seconds, and a part
+# kept a day is still there when Telegram sends its update again (it retries for 24 h).
+ALBUM_MEMORY = timedelta(days=1)
+
 AlbumKey = tuple[int, str]  # (chat id, media_group_id)
 
 
-@dataclass(frozen=True)
-class AlbumPart:
-    """One message of an album: its update, its message, its image and its caption."""
-
-    update_id: int
-    message_id: int
-    file_id: str
-    caption: str  # "" when it has none
-
-
-@dataclass
-class _Gathering:
-    parts: list[AlbumPart]
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)  # another part came
-
-
 class AlbumCollector:
-    """Gathers the parts of each album for ``window`` seconds after the last one."""
+    """Gathers the parts of each album, in the store, for ``window`` seconds after the last."""
 
-    def __init__(self, window: float) -> None:
+    def __init__(self, store: Store, window: float) -> None:
+        self._store = store
         self._window = window
-        self._gathering: dict[AlbumKey, _Gathering] = {}
 
     async def gather(self, key: AlbumKey, part: AlbumPart) -> tuple[AlbumPart, ...] | None:
-        """The whole album, in update order, to the call that brought its first part (once the
-        window has passed); None to the calls of the other parts."""
-        gathering = self._gathering.get(key)
-        if gathering is not None:
-            gathering.parts.append(part)
-            gathering.arrived.set()
-            return None
-        gathering = _Gathering(parts=[part])
-        self._gathering[key] = gathering
-        try:
-            while True:
-                try:
-                    await asyncio.wait_for(gathering.arrived.wait(), self._window)
-                except TimeoutError:
-                    break  # quiet for a whole window: the album is complete
-                gathering.arrived.clear()
-        finally:
-            del self._gathering[key]
-        return tuple(sorted(gathering.parts, key=lambda p: p.update_id))
+        """The whole album, in update order, to one call (that of its smallest update id,
+        once the window has passed); None to the calls of the other parts."""
+        chat_id, group = key
+        await self._store.add_album_part(chat_id, group, part)
+        while True:  # polling the store: the part that ends the quiet may reach anywhere
+            quiet = await self._store.album_quiet_for(chat_id, group)
+            if quiet >= self._window:
+                break
+            await asyncio.sleep(self._window - quiet)
+        return await self._store.take_album(chat_id, group, part.update_id)

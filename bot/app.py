@@ -28,12 +28,14 @@ from telegram.ext import (
 
 from bot import callback_data
 from bot.access import AccessPolicy
+from bot.albums import ALBUM_MEMORY
 from bot.bailian import DEFAULT_RETRY_POLICY, BailianClient, PollPolicy, RetryPolicy
 from bot.bailian.client import REQUEST_TIMEOUT
 from bot.config import Settings
 from bot.conversations import Conversations
 from bot.errors import BotError, StartupError, StoreError
 from bot.jobs import JobService
+from bot.jobs.presses import PRESS_MEMORY
 from bot.jobs.run import WATCH_INTERVAL
 from bot.leader import Role, leadership_for
 from bot.metrics import Metrics
@@ -370,13 +372,17 @@ def _menu(names: Iterable[str], lang: Lang) -> list[BotCommand]:
 async def _prune_conversations(
     conversations: Conversations, store: Store, *, retention: dtm.timedelta
 ) -> None:
-    """Delete expired conversations now and then (reads ignore them already), and clear the
-    heavy fields of jobs finished more than ``retention`` ago (RETENTION_DAYS)."""
+    """Delete expired conversations now and then (reads ignore them already), old presses and
+    album parts, and clear the heavy fields of jobs finished more than ``retention`` ago
+    (RETENTION_DAYS)."""
     while True:
         try:
             pruned = await conversations.prune()
             await store.forget_old_updates()  # handled update ids, kept 48 h
-            jobs = await store.prune_old_jobs(dtm.datetime.now(dtm.UTC) - retention)
+            now = dtm.datetime.now(dtm.UTC)
+            await store.prune_presses(now - PRESS_MEMORY)
+            await store.prune_album_parts(now - ALBUM_MEMORY)
+            jobs = await store.prune_old_jobs(now - retention)
         except Exception:  # a busy database now is no reason to stop pruning later
             logger.exception("pruning conversations failed")
         else:

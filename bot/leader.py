@@ -162,9 +162,18 @@ class Election:
                     TimeoutError) as exc:
                 # Never the DSN: it carries the password.
                 logger.warning("leader election: database unreachable (%s)", type(exc).__name__)
-                await self._step_down()
-                await self._disconnect()
+                await self._give_up_lead()
+            except Exception:  # a hook failed (the store down at start): try again, never stop
+                logger.exception("leader election: taking the lead failed; trying again")
+                await self._give_up_lead()
             await asyncio.sleep(self._retry_interval)
+
+    async def _give_up_lead(self) -> None:
+        try:
+            await self._step_down()
+        except Exception:
+            logger.exception("leader election: stepping down failed")
+        await self._disconnect()
 
     async def _lead(self, connection: asyncpg.Connection) -> None:
         """Hold leadership while the lock's connection answers; return when it does not."""

@@ -42,7 +42,7 @@ class Services:
     leadership: Leadership | None = None  # who runs the job pipeline (bot/leader.py)
 
     def __post_init__(self) -> None:
-        self.albums = AlbumCollector(self.settings.album_window_seconds)
+        self.albums = AlbumCollector(self.store, self.settings.album_window_seconds)
         self.cheap_limit = PerUserLimit(burst=self.settings.cheap_request_burst,
                                         refill_seconds=self.settings.cheap_request_interval)
 

@@ -35,7 +35,7 @@ async def on_album_part(update: Update, context: BotContext) -> None:
     parts = await context.services.albums.gather((message.chat_id, message.media_group_id),
                                                  part)
     if parts is None:
-        return  # the call that brought the album's first part handles it
+        return  # the call of the album's first update handles it (bot/albums.py)
     # The reply goes to the part with the caption; its update keys the album's jobs.
     lead = next((p for p in parts if p.caption.strip()), parts[0])
     who = dataclasses.replace(await requester(update, context, message),

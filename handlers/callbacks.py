@@ -290,7 +290,7 @@ async def _order(
         if isinstance(result, Accepted):
             made = result.job.id
     finally:
-        jobs.presses.made(press, made)
+        await jobs.presses.made(press, made)
 
 
 async def _owned_job(update: Update, context: BotContext, job_id: int, lang: Lang) -> Job | None:

@@ -81,13 +81,12 @@ async def take_mask(
     services = context.services
     try:
         parsed = _with_caption(wait, caption, services.bot_username)
-        raw = None
-        if ask_if_photo:  # downloaded once, for both looks
-            raw = await services.messenger.download(mask.file_id)
+        if ask_if_photo:  # downloaded once (the inputs' cache), for both looks
+            raw = await services.jobs.inputs.raw(mask.file_id)
             if await _preview_if_painted(context, who, wait, mask, raw, parsed):
                 return
         is_mask = await services.jobs.check_mask(wait.parsed, wait.file_id, mask.file_id,
-                                                 unless_photo=ask_if_photo, mask_raw=raw)
+                                                 unless_photo=ask_if_photo)
     except CommandParseError as exc:
         await _tell(context, who, render_error(exc, who.lang))
         return
@@ -129,7 +128,7 @@ async def _preview_if_painted(
     Raises ImageError when it is the photo with nothing painted on it.
     """
     messenger = context.services.messenger
-    base_raw = await messenger.download(wait.file_id)
+    base_raw = await context.services.jobs.inputs.raw(wait.file_id)
     painted = await painted_mask_async(base_raw, raw)
     if painted is None:
         return False
@@ -177,7 +176,7 @@ class MaskDesk:
 
     async def photo(self, user_id: int, chat_id: int, request_message_id: int) -> bytes | None:
         wait = await self._wait(user_id, chat_id, request_message_id)
-        return None if wait is None else await self._services.messenger.download(wait.file_id)
+        return None if wait is None else await self._services.jobs.inputs.raw(wait.file_id)
 
     async def lang(self, user_id: int) -> Lang:
         user = await self._services.store.get_user(user_id)

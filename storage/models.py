@@ -280,6 +280,16 @@ class StarRevenue:
     refunds_total: int
 
 
+@dataclass(frozen=True)
+class AlbumPart:
+    """One message of an album: its update, its message, its image and its caption."""
+
+    update_id: int
+    message_id: int
+    file_id: str
+    caption: str  # "" when it has none
+
+
 class Store(Protocol):
     """What handlers and the job pipeline need from the bot's memory (any backend)."""
 
@@ -515,3 +525,42 @@ class Store(Protocol):
     async def get_setting(self, key: str) -> str | None: ...
 
     async def set_setting(self, key: str, value: str) -> None: ...
+
+    # result-button presses (bot/jobs/presses.py): one job per burst, across instances
+    async def begin_press(self, key: str, *, patience: timedelta) -> bool:
+        """Record a press of the button ``key`` and return True, unless an earlier press of it
+        still holds it: its job is not final, or it made none yet and began within
+        ``patience`` (after that its process is taken for dead). One write transaction: of
+        concurrent callers on any instance at most one gets True."""
+        ...
+
+    async def press_made(self, key: str, job_id: int | None) -> None:
+        """The job the press made; None: it made none, and the button is free again."""
+        ...
+
+    async def prune_presses(self, before: datetime) -> int:
+        """Forget presses made before ``before``, whatever their job; returns how many."""
+        ...
+
+    # albums being gathered (bot/albums.py), whichever instance each part reaches
+    async def add_album_part(self, chat_id: int, media_group_id: str, part: AlbumPart) -> None:
+        """Keep the part until its album is taken; a part already kept (its update sent
+        again) is left as it is."""
+        ...
+
+    async def album_quiet_for(self, chat_id: int, media_group_id: str) -> float:
+        """Seconds since the album's newest part arrived, by the store's clock (infinite when
+        it has none)."""
+        ...
+
+    async def take_album(
+        self, chat_id: int, media_group_id: str, update_id: int
+    ) -> tuple[AlbumPart, ...] | None:
+        """Mark the album's untaken parts taken and return them in update order, if the part
+        ``update_id`` is the smallest of them; None otherwise (another call takes them, or
+        took them). One write transaction: exactly one caller takes each part."""
+        ...
+
+    async def prune_album_parts(self, before: datetime) -> int:
+        """Delete album parts that arrived before ``before``; returns how many."""
+        ...

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -54,6 +55,7 @@ from storage.migrate import upgrade
 from storage.models import (
     ALLOWED_TRANSITIONS,
     UPDATE_MEMORY,
+    AlbumPart,
     AuditEntry,
     Conversation,
     ConversationKind,
@@ -1430,6 +1432,102 @@ class SqlStore:
                 key=key, value=value, now=_to_text(self._now()),
             )
 
+
+    # --- result-button presses (bot/jobs/presses.py) ---------------------------------------
+
+    async def begin_press(self, key: str, *, patience: timedelta) -> bool:
+        """Record the press unless an earlier one of the button holds it (see the protocol).
+
+        The read and the write share one write transaction, so of two presses at once, on this
+        store or another instance's, exactly one sees the button free.
+        """
+        now = self._now()
+        async with self._transaction(write=True) as tx:
+            row = await tx.one(
+                "SELECT presses.job_id, presses.made_at, jobs.state FROM presses"
+                " LEFT JOIN jobs ON jobs.id = presses.job_id WHERE presses.press_key = :key",
+                key=key,
+            )
+            if row is not None:
+                if row["job_id"] is None:  # being accepted, unless its process died
+                    held = row["made_at"] > _to_text(now - patience)
+                else:  # a job that is gone counts as final
+                    held = row["state"] is not None and not JobState(row["state"]).is_final
+                if held:
+                    return False
+            await tx.run(
+                "INSERT INTO presses (press_key, job_id, made_at) VALUES (:key, NULL, :now)"
+                " ON CONFLICT (press_key) DO UPDATE SET job_id = NULL,"
+                " made_at = excluded.made_at",
+                key=key, now=_to_text(now),
+            )
+        return True
+
+    async def press_made(self, key: str, job_id: int | None) -> None:
+        async with self._transaction(write=True) as tx:
+            if job_id is None:
+                await tx.run("DELETE FROM presses WHERE press_key = :key", key=key)
+            else:
+                await tx.run(
+                    "UPDATE presses SET job_id = :job_id, made_at = :now"
+                    " WHERE press_key = :key",
+                    key=key, job_id=job_id, now=_to_text(self._now()),
+                )
+
+    async def prune_presses(self, before: datetime) -> int:
+        async with self._transaction(write=True) as tx:
+            return await tx.run("DELETE FROM presses WHERE made_at < :before",
+                                before=_to_text(before))
+
+    # --- albums being gathered (bot/albums.py) ---------------------------------------------
+
+    async def add_album_part(self, chat_id: int, media_group_id: str, part: AlbumPart) -> None:
+        async with self._transaction(write=True) as tx:
+            await tx.run(
+                "INSERT INTO album_parts (chat_id, media_group_id, update_id, message_id,"
+                " file_id, caption, arrived_at) VALUES (:chat_id, :group, :update_id,"
+                " :message_id, :file_id, :caption, :now)"
+                " ON CONFLICT (chat_id, media_group_id, update_id) DO NOTHING",
+                chat_id=chat_id, group=media_group_id, update_id=part.update_id,
+                message_id=part.message_id, file_id=part.file_id, caption=part.caption,
+                now=_to_text(self._now()),
+            )
+
+    async def album_quiet_for(self, chat_id: int, media_group_id: str) -> float:
+        async with self._transaction(write=False) as tx:
+            row = await tx.one(
+                "SELECT MAX(arrived_at) AS newest FROM album_parts"
+                " WHERE chat_id = :chat_id AND media_group_id = :group",
+                chat_id=chat_id, group=media_group_id,
+            )
+        if row is None or row["newest"] is None:
+            return math.inf
+        return (self._now() - _from_text(row["newest"])).total_seconds()
+
+    async def take_album(
+        self, chat_id: int, media_group_id: str, update_id: int
+    ) -> tuple[AlbumPart, ...] | None:
+        """The album's untaken parts to the call of the smallest of them (see the protocol)."""
+        album = {"chat_id": chat_id, "group": media_group_id}
+        where = "chat_id = :chat_id AND media_group_id = :group AND taken = 0"
+        async with self._transaction(write=True) as tx:
+            row = await tx.one(f"SELECT MIN(update_id) AS first FROM album_parts WHERE {where}",
+                               **album)
+            if row is None or row["first"] != update_id:
+                return None
+            rows = await tx.all(
+                f"UPDATE album_parts SET taken = 1 WHERE {where}"
+                " RETURNING update_id, message_id, file_id, caption",
+                **album,
+            )
+        parts = (AlbumPart(update_id=r["update_id"], message_id=r["message_id"],
+                           file_id=r["file_id"], caption=r["caption"]) for r in rows)
+        return tuple(sorted(parts, key=lambda part: part.update_id))
+
+    async def prune_album_parts(self, before: datetime) -> int:
+        async with self._transaction(write=True) as tx:
+            return await tx.run("DELETE FROM album_parts WHERE arrived_at < :before",
+                                before=_to_text(before))
 
 # The name the SQLite-only code and tests know; ``SqliteStore.open(path)`` opens a file.
 SqliteStore = SqlStore

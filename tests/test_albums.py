@@ -33,6 +33,7 @@ from tests.harness import (
     running,
     wait_until,
 )
+from tests.stores import Stores
 from tests.test_jobs_stages import FAST_POLL, FAST_RETRY, ManualClock, parse
 
 pytestmark = pytest.mark.slow
@@ -150,16 +151,19 @@ async def test_a_command_sent_alone_runs_on_the_next_album(album_harness: Harnes
 # --- the collector -----------------------------------------------------------------------------
 
 
-async def test_the_collector_hands_the_album_to_its_first_call_only() -> None:
-    collector = AlbumCollector(window=0.05)
-    parts = [AlbumPart(update_id=10 + i, message_id=i, file_id=f"f{i}", caption="")
-             for i in (2, 0, 1)]
-    results = await asyncio.gather(*(
-        collector.gather((1, "g"), part) for part in parts
-    ))
-    assert results[1:] == [None, None]
-    assert results[0] is not None
-    assert [p.update_id for p in results[0]] == [10, 11, 12]
+async def test_the_collector_hands_the_album_to_the_call_of_its_first_update_only(
+    stores: Stores,
+) -> None:
+    async with await stores.open(default_limit=3, tz=UTC) as store:
+        collector = AlbumCollector(store, window=0.05)
+        parts = [AlbumPart(update_id=10 + i, message_id=i, file_id=f"f{i}", caption="")
+                 for i in (2, 0, 1)]
+        results = await asyncio.gather(*(
+            collector.gather((1, "g"), part) for part in parts
+        ))
+    assert results[0] is None and results[2] is None
+    assert results[1] is not None
+    assert [p.update_id for p in results[1]] == [10, 11, 12]
 
 
 # --- the store ---------------------------------------------------------------------------------

@@ -147,6 +147,9 @@ async def test_a_painted_copy_is_previewed_then_run_with_its_strokes(harness: Ha
     assert len(harness.emulator.requests_to("submit")) == 1
     assert await used(harness) == (1, 0)
     assert message["message_id"] != request["message_id"]
+    # The photo was fetched once, though /erase, the painted copy and the job each needed it.
+    base_file = request["photo"][-1]["file_id"]
+    assert sum(c.params["file_id"] == base_file for c in tg.calls_to("getFile")) == 1
 
 
 async def test_redo_waits_for_another_copy_and_the_old_preview_is_dead(harness: Harness) -> None:

@@ -251,16 +251,19 @@ async def test_image_is_downloaded_once_per_file_and_model(messenger: FakeMessen
     second = await inputs.image(PHOTO, Model.WANX_IMAGE_EDIT)
     assert second is first
     assert messenger.downloads == [PHOTO]
-    # Another model prepares the same photo to other limits: its own download and entry.
-    await inputs.image(PHOTO, Model.QWEN_IMAGE_EDIT)
-    await inputs.image(PHOTO, Model.QWEN_IMAGE_EDIT)
-    assert messenger.downloads == [PHOTO, PHOTO]
-    # A mask is cached by its size too.
+    # Another model prepares the same photo to other limits: its own entry, from the bytes
+    # already downloaded.
+    qwen = await inputs.image(PHOTO, Model.QWEN_IMAGE_EDIT)
+    assert qwen is not first and await inputs.image(PHOTO, Model.QWEN_IMAGE_EDIT) is qwen
+    assert await inputs.raw(PHOTO) == messenger.files[PHOTO]
+    assert messenger.downloads == [PHOTO]
+    # A mask is cached by its size too, and downloaded once for both sizes.
     messenger.add_file("mask", make_mask(512, 512))
-    await inputs.mask("mask", (512, 512))
-    await inputs.mask("mask", (512, 512))
-    await inputs.mask("mask", (1024, 1024))
-    assert messenger.downloads == [PHOTO, PHOTO, "mask", "mask"]
+    small = await inputs.mask("mask", (512, 512))
+    assert await inputs.mask("mask", (512, 512)) is small
+    large = await inputs.mask("mask", (1024, 1024))
+    assert (large.width, large.height) == (1024, 1024)
+    assert messenger.downloads == [PHOTO, "mask"]
 
 
 def test_prepared_cache_evicts_the_least_recently_used_past_its_bound() -> None:

@@ -7,7 +7,8 @@ import time
 
 import asyncpg
 
-from bot.leader import Election, Role, asyncpg_dsn
+from bot.errors import StoreUnavailableError
+from bot.leader import Election, Role, SoleInstance, asyncpg_dsn, leadership_for
 from tests.harness import wait_until
 
 FAST = {"retry_interval": 0.1, "check_interval": 0.1}
@@ -78,3 +79,43 @@ async def test_a_lost_connection_is_lost_leadership_at_once(postgres_url: str) -
         await admin.close()
         await leader.stop()
         await follower.stop()
+
+
+async def test_a_failing_start_hook_steps_down_and_the_election_goes_on(
+    postgres_url: str,
+) -> None:
+    # The pipeline may fail to start (the store unreachable for a moment): the lock is given
+    # back and taken again later, never kept by an instance that runs nothing.
+    journal = Journal()
+    failures = 2
+
+    async def elected() -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise StoreUnavailableError("the store is down")
+        await journal.elected()
+
+    election = Election(postgres_url, on_elected=elected, on_lost=journal.lost, key=103, **FAST)
+    await election.start()
+    try:
+        await wait_until(lambda: "elected" in journal.events, timeout=5)
+        assert election.is_leader and failures == 0
+    finally:
+        await election.stop()
+    # Each failed start was undone (on_lost stops whatever it had started).
+    assert journal.events == ["lost", "lost", "elected", "lost"]
+
+
+async def test_the_sole_instance_of_an_sqlite_file_leads_from_start_to_stop() -> None:
+    journal = Journal()
+    leadership = leadership_for("sqlite:///bot.sqlite3", on_elected=journal.elected,
+                                on_lost=journal.lost)
+    assert isinstance(leadership, SoleInstance) and leadership.role is Role.FOLLOWER
+    await leadership.start()
+    assert leadership.is_leader and journal.events == ["elected"]
+    await leadership.stop()
+    await leadership.stop()
+    assert leadership.role is Role.FOLLOWER and journal.events == ["elected", "lost"]
+    assert isinstance(leadership_for("postgresql://u@h/db", on_elected=journal.elected,
+                                     on_lost=journal.lost), Election)

@@ -57,6 +57,25 @@ REQUEST_TIMEOUT = 60.0
 DOWNLOAD_CHUNK = 64 * 1024
 
 
+@dataclass(frozen=True)
+class ApiRequest:
+    """One request to the DashScope API, as the adapter sends and counts it.
+
+    ``once`` marks a request that must not be repeated once it may have reached the service
+    (submit, qwen): then a lost answer raises SubmitOutcomeUnknownError. Repeating it could run
+    and bill the task twice, and with its id unknown we could not even poll the first one; the
+    caller refunds the user instead.
+    """
+
+    method: str
+    path: str
+    endpoint: str  # its name in the stats and metrics
+    priority: Priority
+    body: dict[str, object] | None = None
+    once: bool = False
+    async_: bool = False  # X-DashScope-Async: enable
+
+
 @dataclass
 class ClientStats:
     """Counters for tests and benchmarks."""
@@ -238,7 +257,7 @@ class BailianClient:
         """Ask the service to cancel a task (only PENDING tasks can be)."""
         path = CANCEL_PATH.format(task_id=task_id)
         await call_with_retries(
-            lambda: self._call("POST", path, "cancel", Priority.QUERY, body={}),
+            lambda: self._call(ApiRequest("POST", path, "cancel", Priority.QUERY, body={})),
             self._retry,
             what="cancel",
         )
@@ -252,7 +271,8 @@ class BailianClient:
         # Same rule as submit: the call may have run (and been billed) when its answer is lost,
         # and there is no task id to ask about it, so it is not repeated after sending.
         answer = await call_with_retries(
-            lambda: self._call("POST", QWEN_PATH, "qwen", Priority.SUBMIT, body=body, once=True),
+            lambda: self._call(ApiRequest("POST", QWEN_PATH, "qwen", Priority.SUBMIT, body=body,
+                                          once=True)),
             self._retry,
             what="qwen",
         )
@@ -285,9 +305,9 @@ class BailianClient:
             self.slots.release()
 
     async def _submit_once(self, body: dict[str, object]) -> tuple[str, float]:
-        answer, sent_at = await self._call_timed(
+        answer, sent_at = await self._call_timed(ApiRequest(
             "POST", SUBMIT_PATH, "submit", Priority.SUBMIT, body=body, once=True, async_=True
-        )
+        ))
         try:
             return parse_created(answer), sent_at
         except DashScopeError as exc:
@@ -295,7 +315,8 @@ class BailianClient:
             raise SubmitOutcomeUnknownError(exc.code, exc.message, status=200) from exc
 
     async def _query_once(self, task_id: str, priority: Priority) -> TaskOutcome:
-        answer = await self._call("GET", TASK_PATH.format(task_id=task_id), "query", priority)
+        answer = await self._call(
+            ApiRequest("GET", TASK_PATH.format(task_id=task_id), "query", priority))
         return parse_task(answer)
 
     async def _poll_query(self, task_id: str) -> TaskOutcome:
@@ -303,72 +324,35 @@ class BailianClient:
             lambda: self._query_once(task_id, Priority.POLL), self._retry, what="poll"
         )
 
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        endpoint: str,
-        priority: Priority,
-        *,
-        body: dict[str, object] | None = None,
-        once: bool = False,
-        async_: bool = False,
-    ) -> object:
-        answer, _ = await self._call_timed(
-            method, path, endpoint, priority, body=body, once=once, async_=async_
-        )
+    async def _call(self, request: ApiRequest) -> object:
+        answer, _ = await self._call_timed(request)
         return answer
 
-    async def _call_timed(
-        self,
-        method: str,
-        path: str,
-        endpoint: str,
-        priority: Priority,
-        *,
-        body: dict[str, object] | None = None,
-        once: bool = False,
-        async_: bool = False,
-    ) -> tuple[object, float]:
+    async def _call_timed(self, request: ApiRequest) -> tuple[object, float]:
         """One API request, counted in the metrics with its error code if it fails."""
         try:
-            return await self._call_counted(
-                method, path, endpoint, priority, body=body, once=once, async_=async_
-            )
+            return await self._send(request)
         except DashScopeError as exc:
             self._metrics.dashscope_error(exc.code)
             raise
 
-    async def _call_counted(
-        self,
-        method: str,
-        path: str,
-        endpoint: str,
-        priority: Priority,
-        *,
-        body: dict[str, object] | None = None,
-        once: bool = False,
-        async_: bool = False,
-    ) -> tuple[object, float]:
-        """One API request; returns the JSON answer and the time it was sent.
-
-        ``once`` marks a request that must not be repeated once it may have reached the service
-        (submit, qwen): then a lost answer raises SubmitOutcomeUnknownError. Repeating it could
-        run and bill the task twice, and with its id unknown we could not even poll the first
-        one; the caller refunds the user instead.
-        """
+    async def _send(self, request: ApiRequest) -> tuple[object, float]:
+        """One API request; returns the JSON answer and the time it was sent (see
+        :class:`ApiRequest` for ``once``)."""
+        endpoint, once = request.endpoint, request.once
         headers = {"Authorization": f"Bearer {self._api_key}"}
-        if async_:
+        if request.async_:
             headers["X-DashScope-Async"] = "enable"
         try:
             # The grant is held until the answer is in: however late this request leaves a busy
             # event loop, the service cannot count more than the cap in any of its windows.
-            async with self.limiter.request(priority):
+            async with self.limiter.request(request.priority):
                 self.stats.requests[endpoint] += 1
                 self._metrics.dashscope_request(endpoint)
                 sent_at = time.monotonic()
                 async with self._session.request(
-                    method, self._api_root + path, json=body, headers=headers,
+                    request.method, self._api_root + request.path, json=request.body,
+                    headers=headers,
                     timeout=self._timeout,
                 ) as response:
                     status = response.status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from bot.bailian import validate_request
 from bot.bailian.models import EditRequest, Model
@@ -25,36 +26,50 @@ _PLACEHOLDER_SCALES = (1.5, 1.5, 1.5, 1.5)
 # Prepared inputs kept between acceptance and the worker, so a queued job usually needs no second
 # download; bounded so a deep queue holds ids, not image bytes.
 PREPARED_CACHE_BYTES = 16 * 1024 * 1024
+# Downloaded files kept for the conversation around one request: /erase fetches the photo to
+# check it, then each painted copy and the mask page need it again within minutes.
+RAW_CACHE_BYTES = 24 * 1024 * 1024
 # Images decoded at once: a 64-megapixel input takes ~256 MB while it is converted, and there
 # are only two cores to share anyway.
 PREPARE_CONCURRENCY = 2
 
 
-class PreparedCache:
-    """A byte-bounded LRU of prepared inputs, keyed by (file id, model or mask size)."""
+T = TypeVar("T")
 
-    def __init__(self, max_bytes: int = PREPARED_CACHE_BYTES) -> None:
+
+class _ByteBoundedLru(Generic[T]):
+    """An LRU whose entries' sizes (``size_of``) add up to at most ``max_bytes``."""
+
+    def __init__(self, max_bytes: int, size_of: Callable[[T], int]) -> None:
         self._max = max_bytes
+        self._size_of = size_of
         self._size = 0
-        self._items: OrderedDict[str, PreparedImage] = OrderedDict()
+        self._items: OrderedDict[str, T] = OrderedDict()
 
-    def get(self, key: str) -> PreparedImage | None:
+    def get(self, key: str) -> T | None:
         item = self._items.get(key)
         if item is not None:
             self._items.move_to_end(key)
         return item
 
-    def put(self, key: str, image: PreparedImage) -> None:
-        if len(image.data) > self._max:
+    def put(self, key: str, item: T) -> None:
+        if self._size_of(item) > self._max:
             return
         old = self._items.pop(key, None)
         if old is not None:
-            self._size -= len(old.data)
-        self._items[key] = image
-        self._size += len(image.data)
+            self._size -= self._size_of(old)
+        self._items[key] = item
+        self._size += self._size_of(item)
         while self._size > self._max:
             _, evicted = self._items.popitem(last=False)
-            self._size -= len(evicted.data)
+            self._size -= self._size_of(evicted)
+
+
+class PreparedCache(_ByteBoundedLru[PreparedImage]):
+    """Prepared inputs, keyed by (file id, model or mask size)."""
+
+    def __init__(self, max_bytes: int = PREPARED_CACHE_BYTES) -> None:
+        super().__init__(max_bytes, lambda image: len(image.data))
 
 
 def check_options(parsed: ParsedCommand, *, with_mask: bool) -> None:
@@ -74,7 +89,17 @@ class Inputs:
     def __init__(self, messenger: Messenger, cache: PreparedCache | None = None) -> None:
         self._messenger = messenger
         self._cache = cache or PreparedCache()
+        self._raw: _ByteBoundedLru[bytes] = _ByteBoundedLru(RAW_CACHE_BYTES, len)
         self._preparing = asyncio.Semaphore(PREPARE_CONCURRENCY)
+
+    async def raw(self, file_id: str) -> bytes:
+        """The file's bytes, downloaded at most once while they stay cached (a Telegram file id
+        always names the same bytes)."""
+        data = self._raw.get(file_id)
+        if data is None:
+            data = await self._messenger.download(file_id)
+            self._raw.put(file_id, data)
+        return data
 
     async def image(self, file_id: str, model: Model) -> PreparedImage:
         return await self._prepared(
@@ -87,16 +112,14 @@ class Inputs:
         )
 
     async def mask_if_mask_like(
-        self, file_id: str, size: tuple[int, int], *, raw: bytes | None = None
+        self, file_id: str, size: tuple[int, int]
     ) -> PreparedImage | None:
-        """:meth:`mask`, or None without preparing when the image looks like a photo; ``raw``
-        is the file's bytes if the caller downloaded them already."""
+        """:meth:`mask`, or None without preparing when the image looks like a photo."""
         key = _mask_key(file_id, size)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        if raw is None:
-            raw = await self._messenger.download(file_id)
+        raw = await self.raw(file_id)
         async with self._preparing:
             if not await looks_like_mask_async(raw):
                 return None
@@ -150,7 +173,7 @@ class Inputs:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        raw = await self._messenger.download(file_id)
+        raw = await self.raw(file_id)
         async with self._preparing:
             prepared = await prepare(raw)
         self._cache.put(key, prepared)

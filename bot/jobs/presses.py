@@ -1,25 +1,36 @@
 """One order per result button at a time: a burst of presses on "Again" or "Upscale" is one job.
 
 A press remembers the job it made, keyed by the button (the result's job, which result) and the
-person pressing; another press of that button by them is refused until that job is final. Memory
-in this process is enough: one process serves a database at a time (storage/instance_lock.py),
-and one Telegram update sent twice is caught by the store anyway (a job per update). After a
-restart the memory is empty, so a press then makes a new job, like any deliberate later press.
+person pressing; another press of that button by them is refused until that job is final. The
+memory is the store's ``presses`` table, not this process: behind a webhook load balancer the
+presses of one burst may reach different instances, and each would otherwise make (and charge)
+a job. ``Store.begin_press`` checks and records in one write transaction, so of two presses at
+once, anywhere, one wins.
+
+A press that began but has not said what it made holds the button for ``PRESS_PATIENCE`` only:
+past that its process is taken for dead (accepting a job takes seconds), and the next press may
+order. A press is forgotten PRESS_MEMORY after it was made, by the periodic prune (bot/app.py).
+One Telegram update sent twice is caught by the store anyway (a job per update).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
-from bot.errors import JobNotFoundError
+from bot.errors import StoreUnavailableError
 from storage.models import Store
 
+log = logging.getLogger(__name__)
+
 # A press is forgotten this long after it was made, whatever its job: a job ends well within a
-# day (its task is polled for at most 24 h), and the memory must not grow for ever.
-PRESS_MEMORY = 26 * 3600.0
+# day (its task is polled for at most 24 h), and the table must not grow for ever.
+PRESS_MEMORY = timedelta(hours=26)
+# How long a press that made no job yet holds its button: accepting takes seconds, so a press
+# still unmade after this was lost with its process.
+PRESS_PATIENCE = timedelta(seconds=120)
 
 
 class PressKind(StrEnum):
@@ -36,48 +47,31 @@ class Press:
     index: int  # which of its results (0 for "Again")
     user_id: int
 
-
-@dataclass
-class _Made:
-    job_id: int | None  # None: its job is still being accepted
-    at: float
+    @property
+    def key(self) -> str:
+        """The press's row in the store: the same for every press of this button by them."""
+        return f"{self.kind.value}:{self.job_id}:{self.index}:{self.user_id}"
 
 
 class Presses:
     """Which presses made a job that is not final yet (see the module docstring)."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: Store, *, patience: timedelta = PRESS_PATIENCE) -> None:
         self._store = store
-        self._clock = clock
-        self._made: dict[Press, _Made] = {}
+        self._patience = patience
 
     async def begin(self, press: Press) -> bool:
         """True if ``press`` may make a job (it is then remembered until :meth:`made`); False
         while the job an earlier press of the same button made is not final."""
-        self._forget_old()
-        made = self._made.get(press)
-        if made is not None:
-            if made.job_id is None or not await self._is_final(made.job_id):
-                return False
-            if self._made.get(press) is not made:  # another press went first meanwhile
-                return False
-        self._made[press] = _Made(None, self._clock())
-        return True
+        return await self._store.begin_press(press.key, patience=self._patience)
 
-    def made(self, press: Press, job_id: int | None) -> None:
-        """The job the press made, or None when it made none (the next press may try)."""
-        if job_id is None:
-            self._made.pop(press, None)
-        else:
-            self._made[press] = _Made(job_id, self._clock())
+    async def made(self, press: Press, job_id: int | None) -> None:
+        """The job the press made, or None when it made none (the next press may try).
 
-    async def _is_final(self, job_id: int) -> bool:
+        A store that fails here is logged, not raised: the press's answer is already given and
+        its job (if any) accepted; the unmade row frees the button after the patience.
+        """
         try:
-            return (await self._store.get_job(job_id)).state.is_final
-        except JobNotFoundError:
-            return True
-
-    def _forget_old(self) -> None:
-        cutoff = self._clock() - PRESS_MEMORY
-        for press in [p for p, made in self._made.items() if made.at < cutoff]:
-            del self._made[press]
+            await self._store.press_made(press.key, job_id)
+        except StoreUnavailableError as exc:
+            log.warning("press %s: its job %s was not recorded (%s)", press.key, job_id, exc)

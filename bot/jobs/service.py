@@ -166,15 +166,13 @@ class JobService:
 
     async def check_mask(
         self, parsed: ParsedCommand, input_file_id: str, mask_file_id: str, *,
-        unless_photo: bool = False, mask_raw: bytes | None = None,
+        unless_photo: bool = False,
     ) -> bool:
         """Whether a mask fits its base image: raises ImageError if not. With ``unless_photo``,
-        an image that does not look like a mask is left alone and the answer is False.
-        ``mask_raw``: the mask's bytes when the caller has them already."""
+        an image that does not look like a mask is left alone and the answer is False."""
         base = await self.inputs.image(input_file_id, parsed.spec.model)
         size = (base.width, base.height)
         if unless_photo:
-            return await self.inputs.mask_if_mask_like(mask_file_id, size,
-                                                       raw=mask_raw) is not None
+            return await self.inputs.mask_if_mask_like(mask_file_id, size) is not None
         await self.inputs.mask(mask_file_id, size)
         return True
