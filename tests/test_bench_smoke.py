@@ -73,3 +73,18 @@ def test_flood_benchmark_measures_the_first_reaction_with_and_without_the_limit(
     limited, unlimited = (float(re.search(r"median (\d+\.\d+) s", row)[1])  # type: ignore[index]
                           for row in rows)
     assert limited < unlimited, out
+
+
+def test_failover_benchmark_times_a_new_leader_and_compares_one_instance_with_three() -> None:
+    out = run_module("bench.failover", "--quick", timeout=240.0)
+    leading = next(line for line in out.splitlines() if line.startswith("| a survivor leading"))
+    median = float(leading.split("|")[2].strip().removesuffix(" s"))
+    assert 0 < median < 10, leading
+    [trial] = [line for line in out.splitlines() if line.startswith("| 1 |")]
+    assert trial.split("|")[4].strip() == "4/4", trial  # each photo answered once
+    batches = [line for line in out.splitlines() if line.startswith(("| one instance",
+                                                                      "| three instances"))]
+    assert len(batches) == 2, out
+    for row in batches:
+        assert row.split("|")[4].strip() == "2 (cap 2)", row  # the instances kept to one cap
+        assert row.split("|")[6].strip() == "4/4", row

@@ -93,3 +93,25 @@ async def test_an_instance_that_fails_hands_its_update_to_the_next(
     assert len({update_id for _, _, update_id in healthy.received}) == 3
     assert all(status == 503 for _, backend, status in telegram.webhook_backend_posts
                if backend == broken.base)
+
+
+async def test_an_instance_that_is_gone_refuses_the_connection_and_the_next_gets_it(
+    telegram: FakeTelegram,
+) -> None:
+    """A killed instance's port refuses connections: each try there moves on to the next."""
+    telegram.webhook_retry_delay = 0.01
+    first, second = Instance(), Instance()
+    gone = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    async with serving([first, second]):
+        telegram.balance_webhook([first.base, gone, second.base])
+        await set_webhook(telegram, "https://bot.example/hook", "s")
+        alice = telegram.user(1, "Alice")
+        sent = [telegram.update_id_of(telegram.send_text(alice, telegram.private_chat(alice),
+                                                         f"/start {n}")) for n in range(6)]
+        await wait_until(lambda: len(first.received) + len(second.received) == 6)
+    delivered = [update_id for i in (first, second) for _, _, update_id in i.received]
+    assert sorted(delivered) == sent  # each once, none lost to the dead port
+    refused = [status for _, backend, status in telegram.webhook_backend_posts
+               if backend == gone]
+    assert refused and set(refused) == {0}  # tried, no HTTP answer at all
+    assert telegram.pending_update_count == 0
