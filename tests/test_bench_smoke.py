@@ -81,7 +81,7 @@ def test_failover_benchmark_times_a_new_leader_and_compares_one_instance_with_th
     median = float(leading.split("|")[2].strip().removesuffix(" s"))
     assert 0 < median < 10, leading
     [trial] = [line for line in out.splitlines() if line.startswith("| 1 |")]
-    assert trial.split("|")[4].strip() == "4/4", trial  # each photo answered once
+    assert trial.split("|")[5].strip() == "4/4", trial  # each photo answered once
     batches = [line for line in out.splitlines() if line.startswith(("| one instance",
                                                                       "| three instances"))]
     assert len(batches) == 2, out

@@ -53,6 +53,8 @@ SWEEP_INTERVAL = 60.0
 # With several instances on one database, the leader looks this often for jobs other instances
 # queued and for jobs a dead leader left once their claims ran out (bot/jobs/queue.py).
 WATCH_INTERVAL = 1.0
+# A new leader looks this often whether another instance's claims on submitted jobs ended.
+TAKE_OVER_POLL = 0.25
 # How long a stop waits for a submit that may have reached DashScope to come back with its task
 # id. A submit answers within a second or two; one still out after this is given up, and its job
 # is submitted again by whoever runs the jobs next (with deliveries' 15 s, a stop stays within
@@ -125,7 +127,7 @@ class Workers:
         self._stopping = False
         if self._renewer is None:
             self._renewer = asyncio.create_task(self._renew_claims())
-        resumed = await self._resume_unattended()
+        resumed = await self._take_over_submitted()
         queued = len(await self._store.queued_jobs_fair())
         for model, count in self._counts.items():
             self._tasks.extend(asyncio.create_task(self._work(model)) for _ in range(count))
@@ -169,6 +171,23 @@ class Workers:
             except BotError as exc:
                 logger.error("claims not renewed (%s); trying again in %.0f s", exc,
                              RENEW_INTERVAL)
+
+    async def _take_over_submitted(self) -> int:
+        """Resume what was left, and before any new submit wait (at most a lease) for the tasks
+        another instance submitted: they hold DashScope's slots until they end, so submitting
+        beside them would go past the account's cap. Returns how many jobs were resumed."""
+        deadline = self._clock() + self._queue.lease.total_seconds() + RENEW_INTERVAL
+        resumed = 0
+        while True:
+            resumed += await self._resume_unattended()
+            held_elsewhere = [
+                job for job in await self._store.resumable_jobs()
+                if job.state is JobState.SUBMITTED and job.id not in self._resumed
+            ]
+            if not held_elsewhere or self._clock() >= deadline:
+                await asyncio.sleep(0)  # the resumptions ask for their slots first
+                return resumed
+            await asyncio.sleep(TAKE_OVER_POLL)
 
     async def _resume_unattended(self) -> int:
         """Continue every submitted or succeeded job nobody here works on; returns how many."""
