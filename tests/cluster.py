@@ -172,7 +172,8 @@ async def running_cluster(
         session = await stack.enter_async_context(aiohttp.ClientSession())
         cluster = Cluster(telegram, emulator, instances, session)
         for instance in instances:
-            env = instance_env(telegram, emulator, database_url, folder, instance.port, **extra)
+            env = instance_env(telegram, emulator, database_url, folder, instance.port,
+                               **({"INSTANCE_COUNT": str(size)} | extra))
             instance.process = await stack.enter_async_context(
                 bot_process(env, instance.log, graceful=True))
         await _serving(cluster, size)
