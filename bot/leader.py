@@ -76,11 +76,10 @@ def leadership_for(database_url: str, *, on_elected: Hook, on_lost: Hook) -> Lea
     return Election(database_url, on_elected=on_elected, on_lost=on_lost)
 
 
-class SoleInstance:
-    """The one process of an SQLite file (its instance lock held): the leader from start to
-    stop."""
+class _Hooked:
+    """A role, and the hooks that run as it changes."""
 
-    def __init__(self, *, on_elected: Hook = _no_op, on_lost: Hook = _no_op) -> None:
+    def __init__(self, on_elected: Hook, on_lost: Hook) -> None:
         self._on_elected = on_elected
         self._on_lost = on_lost
         self._role = Role.FOLLOWER
@@ -93,19 +92,34 @@ class SoleInstance:
     def is_leader(self) -> bool:
         return self._role is Role.LEADER
 
-    async def start(self) -> None:
-        """Lead at once: ``on_elected`` has run when this returns."""
-        if self._role is not Role.LEADER:
-            self._role = Role.LEADER
-            await self._on_elected()
+    async def _step_up(self) -> None:
+        self._role = Role.LEADER
+        logger.info("elected leader")
+        await self._on_elected()
 
-    async def stop(self) -> None:
+    async def _step_down(self) -> None:
         if self._role is Role.LEADER:
             self._role = Role.FOLLOWER
             await self._on_lost()
 
 
-class Election:
+class SoleInstance(_Hooked):
+    """The one process of an SQLite file (its instance lock held): the leader from start to
+    stop."""
+
+    def __init__(self, *, on_elected: Hook = _no_op, on_lost: Hook = _no_op) -> None:
+        super().__init__(on_elected, on_lost)
+
+    async def start(self) -> None:
+        """Lead at once: ``on_elected`` has run when this returns."""
+        if self._role is not Role.LEADER:
+            await self._step_up()
+
+    async def stop(self) -> None:
+        await self._step_down()
+
+
+class Election(_Hooked):
     """Campaigns for leadership until stopped; ``on_elected`` and ``on_lost`` alternate."""
 
     def __init__(
@@ -118,23 +132,13 @@ class Election:
         retry_interval: float = RETRY_INTERVAL,
         check_interval: float = CHECK_INTERVAL,
     ) -> None:
+        super().__init__(on_elected, on_lost)
         self._dsn = asyncpg_dsn(database_url)
-        self._on_elected = on_elected
-        self._on_lost = on_lost
         self._key = key
         self._retry_interval = retry_interval
         self._check_interval = check_interval
-        self._role = Role.FOLLOWER
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
-
-    @property
-    def role(self) -> Role:
-        return self._role
-
-    @property
-    def is_leader(self) -> bool:
-        return self._role is Role.LEADER
 
     async def start(self) -> None:
         """Start campaigning in the running loop (``on_elected`` runs once elected)."""
@@ -179,9 +183,7 @@ class Election:
         """Hold leadership while the lock's connection answers; return when it does not."""
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _connection: lost.set())
-        self._role = Role.LEADER
-        logger.info("elected leader")
-        await self._on_elected()
+        await self._step_up()
         try:
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -199,11 +201,6 @@ class Election:
         if self._connection is None or self._connection.is_closed():
             self._connection = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT)
         return self._connection
-
-    async def _step_down(self) -> None:
-        if self._role is Role.LEADER:
-            self._role = Role.FOLLOWER
-            await self._on_lost()
 
     async def _disconnect(self) -> None:
         """Close the lock's connection (which releases the lock if the server still has it)."""

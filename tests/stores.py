@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -124,3 +125,16 @@ class Stores:
             return [tuple(row) for row in await connection.fetch(sql)]
         finally:
             await connection.close()
+
+
+class StoreClock:
+    """Time as the test sets it, for a store's ``clock`` (shared by stores on one database)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

@@ -15,6 +15,7 @@ import pytest
 from bot.albums import AlbumCollector, AlbumPart
 from bot.jobs.presses import PRESS_PATIENCE, Press, Presses, PressKind
 from storage import NewJob, SqlStore
+from tests.stores import StoreClock as Clock
 from tests.stores import Stores
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -23,22 +24,9 @@ ALICE = 1
 PRESS = Press(PressKind.AGAIN, job_id=1, index=0, user_id=ALICE)
 
 
-class Clock:
-    """Time as the test sets it, shared by both stores."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 from bot.errors import IllegalTransitionError
 from storage import Conversation, ConversationKind, NewJob, SqliteStore
 from storage.migrations import LATEST_VERSION, MIGRATIONS
+from tests.stores import StoreClock as Clock
 from tests.stores import Stores
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -24,22 +25,9 @@ MASK = ConversationKind.MASK_WAIT
 PICK = ConversationKind.PICK
 
 
-class Clock:
-    """Time as the test sets it."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture
