@@ -181,11 +181,15 @@ async def test_the_leader_killed_mid_batch_every_photo_is_delivered_and_charged_
     assert {telegram.update_id_of(r) for r in requests} <= handled
 
 
+@pytest.mark.parametrize("down_for", [0.0, 4.0])
 async def test_every_connection_cut_under_the_bot_it_recovers_and_serves_once(
-    tmp_path: Path, fakes: tuple[FakeTelegram, DashScopeEmulator], database_url: str
+    tmp_path: Path, fakes: tuple[FakeTelegram, DashScopeEmulator], database_url: str,
+    down_for: float,
 ) -> None:
     """The PostgreSQL server restarting, as far as the bot can tell, without restarting the
-    shared server: every backend of this test's database terminated while a job runs."""
+    server the whole suite shares: every backend of this test's database terminated while a
+    job runs, and with ``down_for``, new connections to it refused for that long (as while the
+    server starts again)."""
     telegram, emulator = fakes
     database = database_url.rsplit("/", 1)[1]
     async with running_cluster(telegram, emulator, database_url, tmp_path) as cluster:
@@ -194,11 +198,22 @@ async def test_every_connection_cut_under_the_bot_it_recovers_and_serves_once(
         await wait_until(functools.partial(both_slots_on_record, emulator, database_url),
                          timeout=30)
         elections = cluster.elections()
+        if down_for:
+            await fetch(DEFAULT_POSTGRES_URL,
+                        f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
         cut = await fetch(
-            database_url,
+            database_url if not down_for else DEFAULT_POSTGRES_URL,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = $1 AND pid <> pg_backend_pid()", database)
         cut_at = time.monotonic()
+        if down_for:
+            try:
+                await asyncio.sleep(down_for)
+                # Nobody can lead while the database is down.
+                assert cluster.elections() == elections, cluster.logs()
+            finally:
+                await fetch(DEFAULT_POSTGRES_URL,
+                            f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         assert len(cut) >= len(cluster.instances)  # at least the election's connections
         # Every lock connection is gone: whoever leads next logs its election anew (/readyz
         # could still show the old leader before it noticed).
