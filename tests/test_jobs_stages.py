@@ -408,6 +408,28 @@ async def test_status_edits_are_throttled_per_chat_but_forced_ones_go_out(
     assert messenger.edits_of(group.status_message_id or 0) == ["g1", "g3"]
 
 
+async def test_the_leader_moves_up_queued_lines_another_instance_sent(
+    service: JobService, store: SqliteStore, client: BailianClient, messenger: FakeMessenger,
+    clock: ManualClock,
+) -> None:
+    follower = new_service(store, client, messenger, clock)  # takes requests, runs nothing
+    for n in range(3):
+        await store.touch_user(USER + 100 + n, None, f"U{n}", "en")
+    try:
+        jobs = [await accept_job(follower, store, "/colorize", 70 + n, user_id=USER + 100 + n)
+                for n in range(3)]
+        assert [messenger.texts_to(job.chat_id)[-1] for job in jobs] == [
+            queued_text(EN, 1), queued_text(EN, 2), queued_text(EN, 3)]
+        claimed = await service.queue.claim_next(Model.WANX_IMAGE_EDIT)  # on the leader
+        assert claimed.id == jobs[0].id
+        second, third = jobs[1].status_message_id or 0, jobs[2].status_message_id or 0
+        await wait_until(lambda: bool(messenger.edits_of(third)), timeout=2)
+        assert messenger.edits_of(second) == [queued_text(EN, 1)]
+        assert messenger.edits_of(third) == [queued_text(EN, 2)]
+    finally:
+        await follower.stop()
+
+
 async def test_a_failing_status_edit_returns_false_and_never_raises(
     service: JobService, store: SqliteStore, messenger: FakeMessenger
 ) -> None:

@@ -126,8 +126,10 @@ class StatusLines:
         while True:
             self._refresh_again = False
             for position, job in enumerate(await self._queue.waiting(), start=1):
-                if self._shown_position.get(job.id) in (None, position):
-                    continue  # not announced by this process yet, or unchanged
+                # Lines this process did not send (another instance took the request, or the
+                # process restarted) are set too: "not modified" counts as done.
+                if self._shown_position.get(job.id) == position:
+                    continue
                 lang = JobSpec.of(job).lang
                 if await self.show(job, queued_text(lang, position),
                                    keyboard=cancel_keyboard(job, lang)):
