@@ -15,7 +15,6 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from importlib import resources
 from string import Template
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from bot.offline.bot_api import BotApiError, FakeTelegram
 from bot.texts import CATALOGUE, Lang, text
 from bot.web.initdata import sign_fields
+from bot.web.static_files import StaticFiles
 
 JSONDict = dict[str, Any]
 
@@ -114,15 +114,15 @@ class PlaygroundChat:
             Room.PRIVATE: bot_api.private_chat(self.people[Person.YOU]),
             Room.GROUP: bot_api.group_chat(GROUP_ID, text("playground_group_title", Lang.EN)),
         }
-        self._page = Template(_static("index.html"))
-        self._files = {name: _static(name) for name in STATIC_FILES}
-        self._web_app_script = _static("telegram-web-app.js")
+        self._static = StaticFiles(__package__, STATIC_FILES)
+        self._page = Template(self._static.text("index.html"))
+        self._web_app_script = self._static.text("telegram-web-app.js")
 
     def routes(self) -> list[web.RouteDef]:
         """The page, its files and its API (added to the bot's own web server)."""
         return [
             web.get("/", self.page),
-            web.get("/playground/static/{name}", self.static_file),
+            web.get("/playground/static/{name}", self._static.serve),
             web.get(WEB_APP_SCRIPT_PATH, self.web_app_script),
             web.get("/playground/api/chat", self.chat),
             web.post("/playground/api/send", self.send),
@@ -150,13 +150,6 @@ class PlaygroundChat:
         return web.Response(text=page, content_type="text/html", headers={
             "Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store",
         })
-
-    async def static_file(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in STATIC_FILES:
-            raise web.HTTPNotFound()
-        return web.Response(text=self._files[name], content_type=STATIC_FILES[name],
-                            headers={"Cache-Control": "no-cache"})
 
     async def web_app_script(self, request: web.Request) -> web.Response:
         """The stand-in for telegram-web-app.js: initData signed for "You" as Telegram signs
@@ -354,10 +347,6 @@ class PlaygroundChat:
             if remaining <= 0:
                 return None
             await self.bot_api.changed_within(remaining)
-
-
-def _static(name: str) -> str:
-    return (resources.files(__package__) / "static" / name).read_text(encoding="utf-8")
 
 
 def _room(value: str | None) -> Room:

@@ -17,7 +17,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -31,6 +30,7 @@ from bot.web.desk import DrawingDesk
 from bot.web.health import HealthRoutes
 from bot.web.initdata import WebAppUser, verify_init_data
 from bot.web.links import MaskLink, decode_link, encode_link, link_key
+from bot.web.static_files import StaticFiles
 from bot.web.webhook import WebhookReceiver
 
 logger = logging.getLogger(__name__)
@@ -82,10 +82,6 @@ class WebExtras:
     on_shutdown: Sequence[Callable[[web.Application], Awaitable[None]]] = ()
 
 
-def _static(name: str) -> str:
-    return (resources.files(__package__) / "static" / name).read_text(encoding="utf-8")
-
-
 class _Refusal(Exception):
     """A request answered with an error: HTTP ``status`` and words for the page."""
 
@@ -119,8 +115,8 @@ class WebServer:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._extras = extras or WebExtras()
         self._drawings: OrderedDict[DrawingKey, PreparedImage] = OrderedDict()
-        self._page = string.Template(_static("mask.html"))
-        self._files = {name: _static(name) for name in STATIC_FILES}
+        self._static = StaticFiles(__package__, STATIC_FILES)
+        self._page = string.Template(self._static.text("mask.html"))
         self.app = web.Application(client_max_size=MAX_BODY_BYTES)
         self.app.add_routes(self.routes())
         self.app.on_shutdown.extend(self._extras.on_shutdown)
@@ -134,7 +130,7 @@ class WebServer:
                 web.get("/mask", self.mask_page),
                 web.get("/mask/photo", self.mask_photo),
                 web.post("/mask/submit", self.mask_submit),
-                web.get("/mask/static/{name}", self.static_file),
+                web.get("/mask/static/{name}", self._static.serve),
             ]
         if self._health is not None:
             routes += self._health.routes()
@@ -223,13 +219,6 @@ class WebServer:
             return await self._submit(request)
         except _Refusal as refusal:
             return _json_error(refusal)
-
-    async def static_file(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in STATIC_FILES:
-            raise web.HTTPNotFound()
-        return web.Response(text=self._files[name], content_type=STATIC_FILES[name],
-                            headers={"Cache-Control": "no-cache"})
 
     # --- checks -----------------------------------------------------------------------------
 
