@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import statistics
@@ -37,7 +36,7 @@ from pathlib import Path
 from bot.leader import RETRY_INTERVAL
 from bot.offline.bot_api import FakeTelegram
 from bot.offline.dashscope import DashScopeEmulator
-from tests.cluster import Cluster, results_for, running_cluster, send_photos
+from tests.cluster import results_for, running_cluster, send_photos
 from tests.harness import API_KEY
 from tests.stores import DEFAULT_POSTGRES_URL, create_database, drop_database, empty_database
 
@@ -85,75 +84,61 @@ async def _until(condition: Callable[[], bool | Awaitable[bool]], timeout: float
         await asyncio.sleep(0.02)
 
 
-async def _leader_or_none(cluster: Cluster) -> None:
-    """Wait for the leader; without one (the election not wired in) go on all the same."""
-    with contextlib.suppress(AssertionError):
-        await cluster.leader(timeout=LEADER_TIMEOUT)
-
-
 async def failover_trial(number: int, database_url: str, folder: Path, jobs: int) -> Trial:
     await empty_database(database_url)
-    async with FakeTelegram() as telegram:
-        emulator = DashScopeEmulator(api_key=API_KEY, latency=FAILOVER_LATENCY, seed=number)
-        await emulator.start()
+    async with (
+        FakeTelegram() as telegram,
+        DashScopeEmulator(api_key=API_KEY, latency=FAILOVER_LATENCY, seed=number) as emulator,
+        running_cluster(telegram, emulator, database_url, folder) as cluster,
+    ):
+        leader = await cluster.leader(timeout=LEADER_TIMEOUT)
+        requests = send_photos(telegram, 1000 * (number + 1), jobs)
+        await _until(lambda: emulator.tasks_in_progress() >= 1, LEADER_TIMEOUT)
+        # At a random point of the followers' retry cycle, or every trial would measure
+        # the same phase of it.
+        await asyncio.sleep(random.Random(number).uniform(0, RETRY_INTERVAL))
+        elections = cluster.elections()
+        leader.kill()
+        killed_at = leader.killed_at
+        assert killed_at is not None
         try:
-            async with running_cluster(telegram, emulator, database_url, folder) as cluster:
-                try:
-                    leader = await cluster.leader(timeout=LEADER_TIMEOUT)
-                except AssertionError:  # no election wired in: the first one stands in
-                    leader = cluster.instances[0]
-                requests = send_photos(telegram, 1000 * (number + 1), jobs)
-                await _until(lambda: emulator.tasks_in_progress() >= 1, LEADER_TIMEOUT)
-                # At a random point of the followers' retry cycle, or every trial would measure
-                # the same phase of it.
-                await asyncio.sleep(random.Random(number).uniform(0, RETRY_INTERVAL))
-                elections = cluster.elections()
-                leader.kill()
-                killed_at = leader.killed_at
-                assert killed_at is not None
-                try:
-                    _, elected = await cluster.next_election(killed_at, elections,
-                                                             timeout=LEADER_TIMEOUT)
-                except AssertionError:
-                    elected = None
-                first_request: float | None = None
-                if await _until(lambda: any(r.received_at > killed_at
-                                            for r in emulator.requests), LEADER_TIMEOUT):
-                    first_request = min(r.received_at for r in emulator.requests
-                                        if r.received_at > killed_at) - killed_at
-                await _until(lambda: all(results_for(telegram, r) for r in requests),
-                             RESULTS_TIMEOUT)
-                await asyncio.sleep(1.0)  # a second result, if one were coming
-                dead_leaders = {task_id for task_id, task in emulator.tasks.items()
-                                if task.submitted_at < killed_at}
-                polls = [r.received_at - killed_at for r in emulator.requests_to("query")
-                         if r.task_id in dead_leaders and r.received_at > killed_at]
-                taken_over = min(polls, default=None)
-                served_once = sum(results_for(telegram, r) == 1 for r in requests)
-        finally:
-            await emulator.close()
+            _, elected = await cluster.next_election(killed_at, elections,
+                                                     timeout=LEADER_TIMEOUT)
+        except AssertionError:
+            elected = None
+        first_request: float | None = None
+        if await _until(lambda: any(r.received_at > killed_at
+                                    for r in emulator.requests), LEADER_TIMEOUT):
+            first_request = min(r.received_at for r in emulator.requests
+                                if r.received_at > killed_at) - killed_at
+        await _until(lambda: all(results_for(telegram, r) for r in requests),
+                     RESULTS_TIMEOUT)
+        await asyncio.sleep(1.0)  # a second result, if one were coming
+        dead_leaders = {task_id for task_id, task in emulator.tasks.items()
+                        if task.submitted_at < killed_at}
+        polls = [r.received_at - killed_at for r in emulator.requests_to("query")
+                 if r.task_id in dead_leaders and r.received_at > killed_at]
+        taken_over = min(polls, default=None)
+        served_once = sum(results_for(telegram, r) == 1 for r in requests)
     return Trial(elected=elected, first_request=first_request, taken_over=taken_over, jobs=jobs,
                  served_once=served_once, tasks=len(emulator.tasks))
 
 
 async def batch_run(setup: str, database_url: str, folder: Path, size: int, jobs: int) -> Batch:
-    async with FakeTelegram() as telegram:
-        emulator = DashScopeEmulator(api_key=API_KEY, latency=(BATCH_LATENCY, BATCH_LATENCY))
-        await emulator.start()
-        try:
-            async with running_cluster(telegram, emulator, database_url, folder,
-                                       size=size) as cluster:
-                if size > 1:
-                    await _leader_or_none(cluster)
-                started = time.monotonic()
-                requests = send_photos(telegram, 5000, jobs)
-                done = await _until(lambda: all(results_for(telegram, r) for r in requests),
-                                    RESULTS_TIMEOUT)
-                seconds = time.monotonic() - started if done else None
-                await asyncio.sleep(1.0)
-                served_once = sum(results_for(telegram, r) == 1 for r in requests)
-        finally:
-            await emulator.close()
+    async with (
+        FakeTelegram() as telegram,
+        DashScopeEmulator(api_key=API_KEY, latency=(BATCH_LATENCY, BATCH_LATENCY)) as emulator,
+        running_cluster(telegram, emulator, database_url, folder, size=size) as cluster,
+    ):
+        if size > 1:
+            await cluster.leader(timeout=LEADER_TIMEOUT)
+        started = time.monotonic()
+        requests = send_photos(telegram, 5000, jobs)
+        done = await _until(lambda: all(results_for(telegram, r) for r in requests),
+                            RESULTS_TIMEOUT)
+        seconds = time.monotonic() - started if done else None
+        await asyncio.sleep(1.0)
+        served_once = sum(results_for(telegram, r) == 1 for r in requests)
     throttled = sum(r.status == 429 for r in emulator.requests_to("submit"))
     return Batch(setup=setup, jobs=jobs, seconds=seconds,
                  peak_in_progress=emulator.max_tasks_in_progress(), throttled=throttled,

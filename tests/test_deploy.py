@@ -94,13 +94,11 @@ def test_dockerfile_and_compose_say_what_the_deploy_needs() -> None:
 
 @pytest.fixture
 async def fakes() -> Any:
-    emulator = DashScopeEmulator(api_key=API_KEY, latency=(0.05, 0.1), seed=3)
-    await emulator.start()
-    try:
-        async with FakeTelegram() as telegram:
-            yield telegram, emulator
-    finally:
-        await emulator.close()
+    async with (
+        DashScopeEmulator(api_key=API_KEY, latency=(0.05, 0.1), seed=3) as emulator,
+        FakeTelegram() as telegram,
+    ):
+        yield telegram, emulator
 
 
 @pytest.mark.slow

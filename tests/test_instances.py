@@ -65,14 +65,12 @@ def database_url() -> Iterator[str]:
 @pytest.fixture
 async def fakes(database_url: str) -> AsyncIterator[tuple[FakeTelegram, DashScopeEmulator]]:
     await empty_database(database_url)
-    emulator = DashScopeEmulator(api_key=API_KEY, latency=TASK_LATENCY, seed=15,
-                                 server_max_tasks=SERVER_MAX_TASKS)
-    await emulator.start()
-    try:
-        async with FakeTelegram() as telegram:
-            yield telegram, emulator
-    finally:
-        await emulator.close()
+    async with (
+        DashScopeEmulator(api_key=API_KEY, latency=TASK_LATENCY, seed=15,
+                          server_max_tasks=SERVER_MAX_TASKS) as emulator,
+        FakeTelegram() as telegram,
+    ):
+        yield telegram, emulator
 
 
 async def fetch(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:

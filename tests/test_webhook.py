@@ -25,13 +25,11 @@ START_TIMEOUT = 20.0
 
 @pytest.fixture
 async def fakes() -> AsyncIterator[tuple[FakeTelegram, DashScopeEmulator]]:
-    emulator = DashScopeEmulator(api_key=API_KEY, latency=(0.05, 0.1), seed=11)
-    await emulator.start()
-    try:
-        async with FakeTelegram() as telegram:
-            yield telegram, emulator
-    finally:
-        await emulator.close()
+    async with (
+        DashScopeEmulator(api_key=API_KEY, latency=(0.05, 0.1), seed=11) as emulator,
+        FakeTelegram() as telegram,
+    ):
+        yield telegram, emulator
 
 
 def webhook_env(

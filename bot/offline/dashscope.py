@@ -318,6 +318,13 @@ class DashScopeEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def __aenter__(self) -> DashScopeEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
         await self._cancel_renders(None)
 
     async def _cancel_renders(self, _app: web.Application | None) -> None:
