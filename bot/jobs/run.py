@@ -179,20 +179,22 @@ class Workers:
         deadline = self._clock() + self._queue.lease.total_seconds() + RENEW_INTERVAL
         resumed = 0
         while True:
-            resumed += await self._resume_unattended()
-            held_elsewhere = [
-                job for job in await self._store.resumable_jobs()
-                if job.state is JobState.SUBMITTED and job.id not in self._resumed
-            ]
+            unfinished = await self._store.resumable_jobs()
+            resumed += await self._resume_unattended(unfinished)
+            held_elsewhere = [job for job in unfinished
+                              if job.state is JobState.SUBMITTED and job.id not in self._resumed]
             if not held_elsewhere or self._clock() >= deadline:
                 await asyncio.sleep(0)  # the resumptions ask for their slots first
                 return resumed
             await asyncio.sleep(TAKE_OVER_POLL)
 
-    async def _resume_unattended(self) -> int:
-        """Continue every submitted or succeeded job nobody here works on; returns how many."""
+    async def _resume_unattended(self, unfinished: list[Job] | None = None) -> int:
+        """Continue every submitted or succeeded job nobody here works on (of ``unfinished``
+        when the caller read them already); returns how many."""
         resumed = 0
-        for job in await self._store.resumable_jobs():
+        if unfinished is None:
+            unfinished = await self._store.resumable_jobs()
+        for job in unfinished:
             if job.state is JobState.QUEUED:
                 continue  # the workers take it in fair order
             if job.id in self._resumed or self._queue.is_claimed(job.id):
