@@ -89,8 +89,7 @@ async def emulator() -> AsyncIterator[DashScopeEmulator]:
 async def harness(
     telegram: FakeTelegram, emulator: DashScopeEmulator, tmp_path: Path
 ) -> AsyncIterator[Harness]:
-    from tests.harness import Harness, bot_settings, running
+    from tests.harness import serving
 
-    settings = bot_settings(telegram, emulator, tmp_path / "bot.sqlite3")
-    async with running(settings) as application:
-        yield Harness(telegram, emulator, settings, application)
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3") as harness:
+        yield harness

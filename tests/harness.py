@@ -152,6 +152,16 @@ class Harness:
         return not await self.services.store.resumable_jobs()
 
 
+@asynccontextmanager
+async def serving(
+    telegram: FakeTelegram, emulator: DashScopeEmulator, database: Path, **overrides: str
+) -> AsyncIterator[Harness]:
+    """The bot running on ``database`` against the fakes, with some settings overridden."""
+    settings = bot_settings(telegram, emulator, database, **overrides)
+    async with running(settings) as application:
+        yield Harness(telegram, emulator, settings, application)
+
+
 def replied_to(call: ApiCall) -> int | None:
     reply = call.params.get("reply_parameters")
     if isinstance(reply, dict):

@@ -28,9 +28,8 @@ from tests.harness import (
     ADMIN_ID,
     API_KEY,
     Harness,
-    bot_settings,
     make_image,
-    running,
+    serving,
     wait_until,
 )
 from tests.stores import Stores
@@ -43,10 +42,9 @@ pytestmark = pytest.mark.slow
 async def album_harness(
     telegram: FakeTelegram, emulator: DashScopeEmulator, tmp_path: Path
 ) -> AsyncIterator[Harness]:
-    settings = bot_settings(telegram, emulator, tmp_path / "bot.sqlite3",
-                            ALBUM_WINDOW_SECONDS="0.2")
-    async with running(settings) as application:
-        yield Harness(telegram, emulator, settings, application)
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3",
+                       ALBUM_WINDOW_SECONDS="0.2") as harness:
+        yield harness
 
 
 def decoded(value: Any) -> Any:

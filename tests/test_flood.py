@@ -12,7 +12,7 @@ from bot.app import flood_limiter
 from bot.flood import PerUserLimit
 from bot.offline.bot_api import FakeTelegram
 from bot.offline.dashscope import DashScopeEmulator
-from tests.harness import Harness, bot_settings, make_image, replied_to, running
+from tests.harness import Harness, make_image, replied_to, serving
 
 
 class Clock:
@@ -57,12 +57,9 @@ async def limited(
     telegram: FakeTelegram, emulator: DashScopeEmulator, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     """The harness with the production burst (10) and no refill during the test."""
-    settings = bot_settings(
-        telegram, emulator, tmp_path / "bot.sqlite3",
-        CHEAP_REQUEST_BURST="10", CHEAP_REQUEST_INTERVAL="600",
-    )
-    async with running(settings) as application:
-        yield Harness(telegram, emulator, settings, application)
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3",
+                       CHEAP_REQUEST_BURST="10", CHEAP_REQUEST_INTERVAL="600") as harness:
+        yield harness
 
 
 @pytest.mark.slow

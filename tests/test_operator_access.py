@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -38,9 +37,8 @@ from tests.fakes.messenger import FakeMessenger
 from tests.harness import (
     ADMIN_ID,
     Harness,
-    bot_settings,
     make_image,
-    running,
+    serving,
     wait_until,
 )
 
@@ -411,15 +409,6 @@ def test_the_version_is_the_installed_packages() -> None:
 
 
 # --- end to end --------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def serving(
-    telegram: FakeTelegram, emulator: DashScopeEmulator, database: Path, **overrides: str
-) -> AsyncIterator[Harness]:
-    settings = bot_settings(telegram, emulator, database, **overrides)
-    async with running(settings) as application:
-        yield Harness(telegram, emulator, settings, application)
 
 
 def to_chat(call: ApiCall, chat_id: int) -> bool:

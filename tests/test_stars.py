@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from bot.offline.bot_api import ApiCall, FakeTelegram
 from bot.offline.dashscope import DashScopeEmulator
 from bot.texts import Lang, text
 from storage.models import StarPaymentState, next_month_start
-from tests.harness import ADMIN_ID, Harness, bot_settings, make_image, running, wait_until
+from tests.harness import ADMIN_ID, Harness, make_image, serving, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -25,21 +24,12 @@ PACKS = "10:50,50:200"
 ALICE, BOB = 1, 2
 
 
-@asynccontextmanager
-async def started(
-    telegram: FakeTelegram, emulator: DashScopeEmulator, tmp_path: Path, **overrides: str
-) -> AsyncIterator[Harness]:
-    settings = bot_settings(telegram, emulator, tmp_path / "bot.sqlite3", **overrides)
-    async with running(settings) as application:
-        yield Harness(telegram, emulator, settings, application)
-
-
 @pytest.fixture
 async def shop(
     telegram: FakeTelegram, emulator: DashScopeEmulator, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     """The bot selling two packs, with a monthly quota of one image."""
-    async with started(telegram, emulator, tmp_path, STAR_PACKS=PACKS,
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3", STAR_PACKS=PACKS,
                        MONTHLY_QUOTA="1") as harness:
         yield harness
     assert telegram.internal_errors == []
@@ -118,12 +108,13 @@ async def test_buy_when_purchases_are_off_says_so(harness: Harness) -> None:
 async def test_paysupport_and_terms_answer_the_catalogue_or_the_operators_words(
     telegram: FakeTelegram, emulator: DashScopeEmulator, tmp_path: Path
 ) -> None:
-    async with started(telegram, emulator, tmp_path) as harness:
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3") as harness:
         alice, li = harness.user(ALICE), harness.user(BOB, "Li", language_code="zh")
         assert (await says(harness, alice, "/paysupport")).params["text"] == text(
             "stars_paysupport", EN)
         assert (await says(harness, li, "/terms")).params["text"] == text("stars_terms", ZH)
-    async with started(telegram, emulator, tmp_path, PAY_SUPPORT_TEXT="Write to <help@x.io>",
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3",
+                       PAY_SUPPORT_TEXT="Write to <help@x.io>",
                        TERMS_TEXT="All sales final") as harness:
         alice = harness.user(ALICE)
         support = await says(harness, alice, "/paysupport")
@@ -204,7 +195,7 @@ async def test_paying_credits_the_pack_once_and_tells_the_balance(
 async def test_a_payment_is_never_dropped_by_the_cheap_request_limit(
     telegram: FakeTelegram, emulator: DashScopeEmulator, tmp_path: Path
 ) -> None:
-    async with started(telegram, emulator, tmp_path, STAR_PACKS=PACKS,
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3", STAR_PACKS=PACKS,
                        CHEAP_REQUEST_BURST="3", CHEAP_REQUEST_INTERVAL="3600") as harness:
         alice = harness.user(ALICE)
         invoice, _ = await invoice_for(harness, alice)  # /buy: one token
@@ -292,7 +283,7 @@ async def test_a_pre_checkout_that_does_not_match_is_refused_in_the_buyers_langu
 async def test_a_payer_off_the_allow_lists_is_refused_with_a_reason(
     telegram: FakeTelegram, emulator: DashScopeEmulator, tmp_path: Path
 ) -> None:
-    async with started(telegram, emulator, tmp_path, STAR_PACKS=PACKS,
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3", STAR_PACKS=PACKS,
                        ALLOWED_USER_IDS=str(ALICE)) as harness:
         alice = harness.user(ALICE)
         mallory = harness.user(BOB, "Mallory", language_code="zh")
@@ -306,11 +297,12 @@ async def test_a_payer_off_the_allow_lists_is_refused_with_a_reason(
 async def test_an_invoice_from_before_a_price_change_is_refused_and_its_button_gone(
     telegram: FakeTelegram, emulator: DashScopeEmulator, tmp_path: Path
 ) -> None:
-    async with started(telegram, emulator, tmp_path, STAR_PACKS=PACKS) as harness:
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3", STAR_PACKS=PACKS) as harness:
         alice = harness.user(ALICE)
         invoice, _ = await invoice_for(harness, alice)
         menu = telegram.calls_to("sendMessage")[-1].result
-    async with started(telegram, emulator, tmp_path, STAR_PACKS="10:60") as harness:
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3",
+                       STAR_PACKS="10:60") as harness:
         query = await checkout(harness, alice, invoice)
         assert telegram.pre_checkout_answer(query["id"]) == {
             "ok": False, "error_message": text("stars_refused_pack", EN)
@@ -320,7 +312,7 @@ async def test_an_invoice_from_before_a_price_change_is_refused_and_its_button_g
                                              lambda call: "text" in call.params)
         assert alert.params["text"] == text("stars_pack_gone", EN)
         assert len(telegram.calls_to("sendInvoice")) == 1
-    async with started(telegram, emulator, tmp_path) as harness:  # purchases off
+    async with serving(telegram, emulator, tmp_path / "bot.sqlite3") as harness:  # purchases off
         query = await checkout(harness, alice, invoice)
         assert telegram.pre_checkout_answer(query["id"]) == {
             "ok": False, "error_message": text("stars_refused_off", EN)
