@@ -57,9 +57,6 @@ class WorkQueue:
         return [job for job in await self._store.queued_jobs_fair()
                 if job.id not in self._claimed]
 
-    async def has_waiting(self) -> bool:
-        return bool(await self.waiting())
-
     async def position(self, job_id: int) -> int:
         """1-based place of a waiting job (1 if it is not waiting any more)."""
         waiting = await self.waiting()

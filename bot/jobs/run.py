@@ -235,7 +235,7 @@ class Workers:
             try:
                 if found := await self._resume_unattended():
                     logger.info("took up %d unfinished jobs another instance left", found)
-                if await self._queue.has_waiting():
+                if await self._queue.waiting():
                     self._queue.wake()
             except BotError as exc:
                 logger.error("watch: the database is unavailable (%s)", exc)
